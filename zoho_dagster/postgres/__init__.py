@@ -1,0 +1,1 @@
+"""Postgres: the synced tables, the shared token cache and the embedded server for machines without one."""
