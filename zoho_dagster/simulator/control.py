@@ -1,0 +1,96 @@
+"""`/__simulator/` control endpoints (docs/contracts.md §1): never faulted, never counted, never limited."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .accounts import ALL_SCOPES
+from .errors import ApiError
+from .schema import module_spec
+from .state import Simulator
+
+
+def _module(name: str) -> str:
+    spec = module_spec(name)
+    if spec is None:
+        raise ApiError(
+            400, "INVALID_MODULE", "the module name given seems to be invalid", {"resource_path_index": 0}
+        )
+    return spec.api_name
+
+
+def handle(
+    sim: Simulator, method: str, parts: list[str], params: dict[str, str], raw: bytes
+) -> tuple[int, Any]:
+    """Dispatch one control call; `parts` is the path after `/__simulator/`."""
+    try:
+        body: dict[str, Any] = json.loads(raw) if raw.strip() else {}
+    except ValueError:
+        raise ApiError(400, "INVALID_DATA", "body is not JSON", {}) from None
+    org = sim.org(params.get("org"))
+    route = (method, parts[0] if parts else "", len(parts))
+    if route == ("POST", "reset", 1):
+        sim.reset()
+        return 200, {"status": "success"}
+    if route == ("POST", "records", 2):
+        return 201, {"id": org.store.create(_module(parts[1]), dict(body.get("data") or {}))}
+    if route == ("PATCH", "records", 3):
+        org.store.update(_module(parts[1]), parts[2], dict(body.get("data") or {}))
+        return 200, {"id": parts[2]}
+    if route == ("DELETE", "records", 3):
+        permanent = params.get("permanent", "false").lower() == "true"
+        org.store.delete(_module(parts[1]), parts[2], permanent)
+        return 200, {"id": parts[2]}
+    if route == ("GET", "truth", 2):
+        return 200, org.store.truth(_module(parts[1]))
+    if route == ("GET", "stats", 1):
+        return 200, sim.stats.snapshot(sim.accounts.grant_count)
+    if route == ("POST", "stats", 2) and parts[1] == "reset":
+        sim.stats.reset(sim.accounts.grant_count)
+        return 200, {"status": "success"}
+    if route == ("POST", "faults", 1):
+        sim.faults.configure(body)
+        return 200, sim.faults.describe()
+    if route == ("GET", "faults", 1):
+        return 200, sim.faults.describe()
+    if route == ("DELETE", "faults", 1):
+        sim.faults.clear()
+        return 200, {"status": "success"}
+    if route == ("POST", "limits", 1):
+        org.limits.configure(body.get("credits_per_day"), body.get("concurrency"), body.get("edition"))
+        return 200, {
+            "edition": org.limits.edition,
+            "credits_per_day": org.limits.credits_per_day,
+            "concurrency": org.limits.concurrency,
+        }
+    if route == ("POST", "clients", 1):
+        return 201, _add_client(sim, org.org_id, body)
+    if route == ("POST", "grant_code", 1):
+        client = sim.accounts.clients.get(str(body.get("client_id") or org.client.client_id))
+        if client is None:
+            raise ApiError(400, "INVALID_DATA", "unknown client", {})
+        return 201, {"code": sim.accounts.issue_code(client, sim.clock.now())}
+    if route == ("POST", "clock", 1):
+        sim.clock.advance(float(body.get("advance_seconds", 0)))
+        return 200, {"now": sim.clock.now()}
+    if route == ("GET", "connection", 1):
+        return 200, sim.connection()
+    raise ApiError(
+        404, "INVALID_URL_PATTERN", "Please check if the URL trying to access is a correct one", {}
+    )
+
+
+def _add_client(sim: Simulator, org_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    org = sim.orgs[org_id]
+    admin = bool(body.get("admin", True))
+    scopes = tuple(body.get("scopes") or ALL_SCOPES)
+    # Admin clients act as the org's first user; others as the first non-admin user.
+    user = 0 if admin else next(n for n, u in enumerate(org.users) if not u.admin)
+    client, refresh = sim.accounts.add_client(org.region, org_id, user, admin, scopes)
+    return {
+        "client_id": client.client_id,
+        "client_secret": client.client_secret,
+        "refresh_token": refresh,
+        "soid": org.soid,
+    }

@@ -1,0 +1,260 @@
+"""Users (reference §3.4), modules metadata (§3.2) and fields metadata (§3.3)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .context import Request
+from .errors import ApiError, EmptyResponse
+from .schema import MODULES, FieldSpec, ModuleSpec, module_spec
+
+USER_TYPES = (
+    "AllUsers",
+    "ActiveUsers",
+    "DeactiveUsers",
+    "ConfirmedUsers",
+    "NotConfirmedUsers",
+    "DeletedUsers",
+    "ActiveConfirmedUsers",
+    "AdminUsers",
+    "ActiveConfirmedAdmins",
+    "CurrentUser",
+)
+NON_API_MODULES = (("Home", "Home"), ("Feeds", "Feeds"), ("Documents", "Documents"))
+
+
+def users(req: Request) -> tuple[int, Any]:
+    req.require("ZohoCRM.users.READ", "ZohoCRM.users.ALL")
+    kind = req.params.get("type", "AllUsers")
+    if kind not in USER_TYPES:
+        raise ApiError(400, "INVALID_DATA", "invalid data", {"param_name": "type"})
+    per_page = req.int_param("per_page", 200, 200)
+    page = req.int_param("page", 1)
+    since = req.modified_since()
+    everyone = req.org.users
+    admins = [u for u in everyone if u.admin]
+    chosen = {
+        "AdminUsers": admins,
+        "ActiveConfirmedAdmins": admins,
+        "CurrentUser": [req.user],
+        "DeactiveUsers": [],
+        "NotConfirmedUsers": [],
+        "DeletedUsers": [],
+    }.get(kind, everyone)
+    if since is not None:
+        chosen = [u for u in chosen if u.created_time >= since]
+        if not chosen:
+            raise EmptyResponse(304)
+    chunk = chosen[(page - 1) * per_page : page * per_page]
+    if not chunk:
+        raise EmptyResponse(204)
+    admin = everyone[0]
+    rows = []
+    for u in chunk:
+        created = req.render_now(u.created_time)
+        rows.append(
+            {
+                "id": u.id,
+                "zuid": str(int(u.id) % 10**9),
+                "full_name": u.full_name,
+                "first_name": u.first_name,
+                "last_name": u.last_name,
+                "email": u.email,
+                "status": "active",
+                "confirm": True,
+                "role": {"name": "CEO" if u.admin else "Manager", "id": str(int(admin.id) + 7)},
+                "profile": {
+                    "name": "Administrator" if u.admin else "Standard",
+                    "id": str(int(admin.id) + (9 if u.admin else 11)),
+                },
+                "time_zone": u.time_zone,
+                "locale": "en_US",
+                "country_locale": "en_US",
+                "language": "en_US",
+                "date_format": "MM-dd-yyyy",
+                "time_format": "hh:mm a",
+                "created_time": created,
+                "created_by": {"name": admin.full_name, "id": admin.id},
+                "Modified_Time": created,
+                "Modified_By": {"name": admin.full_name, "id": admin.id},
+                "Reporting_To": None,
+                "type__s": "Regular User",
+                "Isonline": False,
+                "offset": u.offset * 60_000,
+            }
+        )
+    info = {
+        "per_page": per_page,
+        "count": len(rows),
+        "page": page,
+        "more_records": page * per_page < len(chosen),
+    }
+    return 200, {"users": rows, "info": info}
+
+
+def _module_row(req: Request, spec: ModuleSpec) -> dict[str, Any]:
+    return {
+        "api_name": spec.api_name,
+        "module_name": spec.plural,
+        "plural_label": spec.plural,
+        "singular_label": spec.singular,
+        "api_supported": True,
+        "generated_type": spec.generated_type,
+        "id": str(int(req.org.store.gen.prefix) * 10**12 + spec.number * 10**4 + 125),
+        "visibility": 1,
+        "status": "visible",
+        "viewable": True,
+        "creatable": True,
+        "editable": True,
+        "deletable": True,
+        "convertable": spec.api_name == "Leads",
+        "show_as_tab": True,
+        "modified_time": None,
+        "profiles": [{"name": "Administrator", "id": str(int(req.org.users[0].id) + 9)}],
+        "parent_module": {},
+        "recycle_bin_on_delete": True,
+    }
+
+
+def modules(req: Request, name: str | None = None) -> tuple[int, Any]:
+    req.require(
+        "ZohoCRM.settings.ALL",
+        "ZohoCRM.settings.READ",
+        "ZohoCRM.settings.modules.READ",
+        "ZohoCRM.settings.modules.ALL",
+    )
+    if name is not None:
+        spec = module_spec(name)
+        if spec is None:
+            raise ApiError(
+                400, "INVALID_MODULE", "the module name given seems to be invalid", {"resource_path_index": 0}
+            )
+        return 200, {"modules": [_module_row(req, spec)]}
+    rows = [_module_row(req, spec) for spec in MODULES]
+    for number, (api_name, label) in enumerate(NON_API_MODULES):
+        rows.append(
+            {
+                **_module_row(req, MODULES[0]),
+                "api_name": api_name,
+                "module_name": label,
+                "plural_label": label,
+                "singular_label": label,
+                "api_supported": False,
+                "convertable": False,
+                "id": str(int(req.org.store.gen.prefix) * 10**12 + 900 + number),
+            }
+        )
+    return 200, {"modules": rows}
+
+
+def _field_row(req: Request, spec: ModuleSpec, number: int, f: FieldSpec) -> dict[str, Any]:
+    base = int(req.org.store.gen.prefix) * 10**12 + spec.number * 10**8
+    length = {
+        "text": 255,
+        "textarea": 32000,
+        "email": 100,
+        "phone": 30,
+        "website": 255,
+        "integer": 9,
+        "bigint": 18,
+        "currency": 16,
+        "double": 16,
+        "decimal": 16,
+        "percent": 5,
+    }.get(f.data_type, 120)
+    pick = [
+        {
+            "display_value": v,
+            "actual_value": v,
+            "id": str(base + 50_000 + number * 100 + k),
+            "sequence_number": k + 1,
+            "type": "used",
+        }
+        for k, v in enumerate(f.picklist)
+    ]
+    if f.data_type == "picklist":
+        pick.insert(
+            0,
+            {
+                "display_value": "-None-",
+                "actual_value": "-None-",
+                "id": str(base + 49_999),
+                "sequence_number": 0,
+                "type": "used",
+            },
+        )
+    lookup: dict[str, Any] = {}
+    if f.data_type == "lookup":
+        target = module_spec(f.lookup)
+        assert target is not None
+        lookup = {
+            "module": {"api_name": target.api_name, "id": str(base + target.number)},
+            "display_label": f.lookup,
+            "api_name": f.api_name,
+            "id": str(base + 60_000 + number),
+        }
+    return {
+        "api_name": f.api_name,
+        "data_type": f.data_type,
+        "json_type": f.json_type,
+        "length": length,
+        "decimal_place": 2 if f.data_type in ("currency", "double", "decimal", "percent") else None,
+        "system_mandatory": f.api_name in ("Last_Name", spec.name_field) and not f.read_only,
+        "read_only": f.read_only,
+        "field_read_only": f.read_only,
+        "visible": True,
+        "view_type": {
+            "view": True,
+            "edit": not f.read_only,
+            "create": not f.read_only,
+            "quick_create": False,
+        },
+        "field_label": f.label,
+        "display_label": f.label,
+        "custom_field": f.custom,
+        "virtual_field": False,
+        "id": str(base + number + 1),
+        "pick_list_values": pick,
+        "lookup": lookup,
+        "auto_number": {"prefix": "LN-", "suffix": "", "start_number": 1}
+        if f.data_type == "autonumber"
+        else {},
+        "formula": {},
+        "currency": {"rounding_option": "normal", "precision": 2} if f.data_type == "currency" else {},
+        "crypt": None,
+        "history_tracking": None,
+        "multiselectlookup": {},
+        "associated_module": None,
+        "ui_type": 1,
+        "display_type": -1,
+        "profiles": [
+            {
+                "permission_type": "read_write",
+                "name": "Administrator",
+                "id": str(int(req.org.users[0].id) + 9),
+            }
+        ],
+    }
+
+
+def fields(req: Request) -> tuple[int, Any]:
+    req.require(
+        "ZohoCRM.settings.ALL",
+        "ZohoCRM.settings.READ",
+        "ZohoCRM.settings.fields.READ",
+        "ZohoCRM.settings.fields.ALL",
+    )
+    name = req.params.get("module")
+    if not name:
+        raise ApiError(
+            400,
+            "REQUIRED_PARAM_MISSING",
+            "One of the expected parameter is missing",
+            {"param_name": "module"},
+        )
+    spec = module_spec(name)
+    if spec is None:
+        raise ApiError(
+            400, "INVALID_MODULE", "the module name given seems to be invalid", {"param_name": "module"}
+        )
+    return 200, {"fields": [_field_row(req, spec, n, f) for n, f in enumerate(spec.fields)]}

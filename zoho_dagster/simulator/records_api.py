@@ -1,0 +1,246 @@
+"""`GET /crm/v6/{Module}` with Zoho's pagination rules (reference §2), single records, count and deleted."""
+
+from __future__ import annotations
+
+from itertools import islice
+from typing import Any
+
+from .context import Request
+from .errors import ApiError, EmptyResponse, invalid_module
+from .schema import ModuleSpec, module_spec
+from .store import SORT_FIELDS
+
+MAX_FIELDS = 50
+MAX_PER_PAGE = 200
+DISCRETE_LIMIT = 2000
+MAX_IDS = 100
+
+
+def resolve_module(req: Request, name: str) -> ModuleSpec:
+    spec = module_spec(name)
+    if spec is None:
+        raise invalid_module()
+    req.require_module_read(spec)
+    return spec
+
+
+def _fields(req: Request, spec: ModuleSpec) -> list[str]:
+    raw = req.params.get("fields")
+    if raw is None or not raw.strip():
+        raise ApiError(
+            400,
+            "REQUIRED_PARAM_MISSING",
+            "One of the expected parameter is missing",
+            {"param_name": "fields"},
+        )
+    names = [n.strip() for n in raw.split(",") if n.strip()]
+    if len(names) > MAX_FIELDS:
+        raise ApiError(
+            400, "LIMIT_EXCEEDED", "Fields limit exceeded", {"param_name": "fields", "limit": MAX_FIELDS}
+        )
+    sample_keys = _dollar_keys(spec)
+    for name in names:
+        # UNCONFIRMED whether Zoho ignores unknown field names; strictest plausible: reject them.
+        if name != "id" and name not in spec.by_name and name not in sample_keys:
+            raise ApiError(400, "INVALID_DATA", "invalid data", {"api_name": name})
+    return names
+
+
+def _dollar_keys(spec: ModuleSpec) -> set[str]:
+    from .datagen import system_keys
+
+    return set(system_keys(spec))
+
+
+def list_records(req: Request, name: str) -> tuple[int, Any]:
+    spec = resolve_module(req, name)
+    if spec.api_name == "Notes" and not req.admin:
+        raise ApiError(403, "NOT_SUPPORTED", "This API is supported only for admin users.")
+    fields = _fields(req, spec)
+    per_page = req.int_param("per_page", MAX_PER_PAGE, MAX_PER_PAGE)
+    if ("page" in req.params and "page_token" in req.params) or (
+        "cvid" in req.params and "sort_by" in req.params
+    ):
+        raise ApiError(
+            400,
+            "AMBIGUITY_DURING_PROCESSING",
+            "You cannot use both cvid and sort_by, and page and page_token",
+            {"ambiguity_due_to": ["page", "page_token"] if "page" in req.params else ["cvid", "sort_by"]},
+        )
+    sort_by = req.params.get("sort_by", "id")
+    if sort_by not in SORT_FIELDS:
+        raise ApiError(400, "INVALID_DATA", "invalid data", {"param_name": "sort_by"})
+    sort_order = req.params.get("sort_order", "desc")
+    if sort_order not in ("asc", "desc"):
+        raise ApiError(400, "INVALID_DATA", "invalid data", {"param_name": "sort_order"})
+    since = req.modified_since()
+    store = req.org.store
+    if "ids" in req.params:
+        return _by_ids(req, spec, fields, sort_by, sort_order, since)
+
+    binding = tuple(sorted((k, v) for k, v in req.params.items() if k not in ("page", "page_token")))
+    binding += (("If-Modified-Since", req.headers.get("if-modified-since", "")), ("module", spec.api_name))
+    cap = req.sim.config.page_token_cap
+    presented = req.params.get("page_token")
+    after: tuple[int, int] | None = None
+    page = 1
+    if presented is not None:
+        tok = req.sim.page_tokens.redeem(presented, req.org.org_id, req.user.id, binding, req.now)
+        if tok.served >= cap:
+            raise ApiError(
+                400,
+                "PAGINATION_LIMIT_EXCEEDED",
+                f"You can only get up to first {cap} records using page_token param.",
+                {"limit": cap},
+            )
+        after, served, skip = tok.after, tok.served, 0
+        limit = min(per_page, cap - served)
+    else:
+        page = req.int_param("page", 1)
+        if page * per_page > DISCRETE_LIMIT:
+            raise ApiError(
+                400,
+                "DISCRETE_PAGINATION_LIMIT_EXCEEDED",
+                "You can only get the first 2000 records without using page_token param",
+                {"limit": DISCRETE_LIMIT},
+            )
+        served = skip = (page - 1) * per_page
+        limit = per_page
+    stream = store.stream(spec.api_name, sort_by, sort_order == "desc", since, after)
+    items = list(islice(stream, skip, skip + limit + 1))
+    more = len(items) > limit
+    items = items[:limit]
+    if not items:
+        if since is not None and store.count(spec.api_name, since) == 0:
+            raise EmptyResponse(304)
+        raise EmptyResponse(204)
+    data = []
+    for _, index in items:
+        full = store.rendered(spec.api_name, index)
+        if full is None:
+            continue
+        row = {f: full[f] for f in fields if f in full}
+        row["id"] = full["id"]
+        data.append(row)
+    next_token = None
+    if more:
+        next_token = req.sim.page_tokens.issue(
+            req.org.org_id, req.user.id, binding, items[-1][0], served + len(items), req.now
+        )
+    info = {
+        "call": False,
+        "per_page": per_page,
+        "next_page_token": next_token.token if next_token else None,
+        "count": len(data),
+        # Token-paged responses still say page 1 in Zoho's own sample (reference §2.3).
+        "page": page,
+        "previous_page_token": presented,
+        "page_token_expiry": req.render_now(next_token.expires_at) if next_token else None,
+        "sort_by": sort_by,
+        "sort_order": sort_order,
+        "email": False,
+        "more_records": more,
+    }
+    return 200, {"data": data, "info": info}
+
+
+def _by_ids(
+    req: Request, spec: ModuleSpec, fields: list[str], sort_by: str, sort_order: str, since: float | None
+) -> tuple[int, Any]:
+    store = req.org.store
+    ids = [i.strip() for i in req.params["ids"].split(",") if i.strip()]
+    if len(ids) > MAX_IDS:
+        raise ApiError(400, "LIMIT_EXCEEDED", "ids limit exceeded", {"param_name": "ids", "limit": MAX_IDS})
+    rows: list[tuple[tuple[int, int], dict[str, Any]]] = []
+    for rid in dict.fromkeys(ids):
+        index = store.index_of(spec.api_name, rid)
+        if index is None:
+            raise ApiError(400, "INVALID_DATA", "invalid data", {"param_name": "ids", "id": rid})
+        rec = store.internal(spec.api_name, index)
+        full = store.rendered(spec.api_name, index)
+        if rec is None or full is None or (since is not None and int(rec["Modified_Time"]) < since):
+            continue
+        key = store._record_key(rec, sort_by)
+        row = {f: full[f] for f in fields if f in full}
+        row["id"] = full["id"]
+        rows.append((key, row))
+    if not rows:
+        raise EmptyResponse(304 if since is not None else 204)
+    rows.sort(key=lambda r: r[0], reverse=sort_order == "desc")
+    info = {
+        "call": False,
+        "per_page": len(rows),
+        "next_page_token": None,
+        "count": len(rows),
+        "page": 1,
+        "previous_page_token": None,
+        "page_token_expiry": None,
+        "sort_by": sort_by,
+        "sort_order": sort_order,
+        "email": False,
+        "more_records": False,
+    }
+    return 200, {"data": [r for _, r in rows], "info": info}
+
+
+def get_record(req: Request, name: str, record_id: str) -> tuple[int, Any]:
+    """`GET /crm/v6/{Module}/{id}`: every field; `fields` optional (reference §2.1)."""
+    spec = resolve_module(req, name)
+    store = req.org.store
+    index = store.index_of(spec.api_name, record_id)
+    full = store.rendered(spec.api_name, index) if index is not None else None
+    if full is None:
+        raise EmptyResponse(204)
+    if "fields" in req.params:
+        names = _fields(req, spec)
+        full = {**{f: full[f] for f in names if f in full}, "id": full["id"]}
+    return 200, {"data": [full]}
+
+
+def count(req: Request, name: str) -> tuple[int, Any]:
+    """`/{Module}/actions/count` needs ZohoSearch.securesearch.READ and module read (reference §3.5)."""
+    spec = resolve_module(req, name)
+    req.require("ZohoSearch.securesearch.READ", "ZohoSearch.securesearch.ALL")
+    return 200, {"count": req.org.store.count(spec.api_name)}
+
+
+def deleted(req: Request, name: str) -> tuple[int, Any]:
+    spec = resolve_module(req, name)
+    kind = req.params.get("type", "all")
+    if kind not in ("all", "recycle", "permanent"):
+        raise ApiError(
+            400,
+            "PATTERN_NOT_MATCHED",
+            "Please check whether the input values are correct",
+            {"param_name": "type"},
+        )
+    per_page = req.int_param("per_page", MAX_PER_PAGE, MAX_PER_PAGE)
+    page = req.int_param("page", 1)
+    since = req.modified_since()
+    entries = req.org.store.deleted_entries(spec.api_name, kind, since)
+    chunk = entries[(page - 1) * per_page : page * per_page]
+    if not chunk:
+        raise EmptyResponse(304 if since is not None and not entries else 204)
+    users = req.org.users
+
+    def ref(n: int | None) -> dict[str, str] | None:
+        return None if n is None else {"name": users[n].full_name, "id": users[n].id}
+
+    data = [
+        {
+            "deleted_by": ref(d.deleted_by),
+            "id": d.id,
+            "display_name": d.display_name,
+            "type": d.type,
+            "created_by": ref(d.created_by),
+            "deleted_time": req.render_now(d.deleted_time),
+        }
+        for d in chunk
+    ]
+    info = {
+        "per_page": per_page,
+        "count": len(data),
+        "page": page,
+        "more_records": page * per_page < len(entries),
+    }
+    return 200, {"data": data, "info": info}

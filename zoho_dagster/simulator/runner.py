@@ -1,0 +1,163 @@
+"""Python API: `run_simulator(...)` starts the simulator in a subprocess; `SimulatorControl` drives it."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+
+class SimulatorControl:
+    """Thin wrapper over the `/__simulator/` endpoints (docs/contracts.md §1)."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._session = requests.Session()
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        org: str | None = None,
+        **params: str,
+    ) -> Any:
+        if org:
+            params["org"] = org
+        resp = self._session.request(
+            method, f"{self.base_url}/__simulator/{path}", json=body, params=params, timeout=120
+        )
+        if resp.status_code >= 400:
+            raise RuntimeError(f"simulator control {method} {path} failed: {resp.status_code} {resp.text}")
+        return resp.json()
+
+    def reset(self) -> None:
+        self._call("POST", "reset")
+
+    def create(self, module: str, data: dict[str, Any], org: str | None = None) -> str:
+        return str(self._call("POST", f"records/{module}", {"data": data}, org)["id"])
+
+    def update(self, module: str, id: str, data: dict[str, Any], org: str | None = None) -> None:
+        self._call("PATCH", f"records/{module}/{id}", {"data": data}, org)
+
+    def delete(self, module: str, id: str, permanent: bool = False, org: str | None = None) -> None:
+        self._call("DELETE", f"records/{module}/{id}", None, org, permanent=str(permanent).lower())
+
+    def truth(self, module: str, org: str | None = None) -> dict[str, Any]:
+        return dict(self._call("GET", f"truth/{module}", None, org))
+
+    def stats(self) -> dict[str, Any]:
+        return dict(self._call("GET", "stats"))
+
+    def reset_stats(self) -> None:
+        self._call("POST", "stats/reset")
+
+    def set_faults(
+        self,
+        rate: float = 0.0,
+        kinds: list[str] | None = None,
+        schedule: list[dict[str, Any]] | None = None,
+        seed: int = 1,
+        slow_ms: int = 2000,
+    ) -> None:
+        self._call(
+            "POST",
+            "faults",
+            {
+                "rate": rate,
+                "kinds": kinds or [],
+                "schedule": schedule or [],
+                "seed": seed,
+                "slow_ms": slow_ms,
+            },
+        )
+
+    def clear_faults(self) -> None:
+        self._call("DELETE", "faults")
+
+    def set_limits(
+        self,
+        credits_per_day: int | None = None,
+        concurrency: int | None = None,
+        edition: str | None = None,
+        org: str | None = None,
+    ) -> dict[str, Any]:
+        body = {"credits_per_day": credits_per_day, "concurrency": concurrency, "edition": edition}
+        return dict(self._call("POST", "limits", body, org))
+
+    def add_client(self, scopes: list[str], admin: bool = True, org: str | None = None) -> dict[str, str]:
+        return dict(self._call("POST", "clients", {"scopes": scopes, "admin": admin}, org))
+
+    # Additions to the contract: grant codes for the authorization_code flow, and a clock to reach expiries.
+    def grant_code(self, client_id: str | None = None, org: str | None = None) -> str:
+        return str(self._call("POST", "grant_code", {"client_id": client_id}, org)["code"])
+
+    def advance_clock(self, seconds: float) -> None:
+        self._call("POST", "clock", {"advance_seconds": seconds})
+
+
+@dataclass
+class RunningSimulator:
+    process: subprocess.Popen[str]
+    connection: dict[str, Any]
+    control: SimulatorControl
+
+    @property
+    def base_url(self) -> str:
+        return str(self.connection["base_url"])
+
+    @property
+    def primary(self) -> dict[str, Any]:
+        return dict(self.connection["orgs"][0])
+
+
+@contextlib.contextmanager
+def run_simulator(
+    seed: int = 1,
+    records: int = 2500,
+    latency_ms: int = 0,
+    token_lifetime: int = 3600,
+    page_token_cap: int = 100_000,
+    host: str = "127.0.0.1",
+) -> Iterator[RunningSimulator]:
+    """Start `python -m zoho_dagster.simulator --port 0` and yield once it serves; stop it on exit."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "zoho_dagster.simulator",
+        "--port",
+        "0",
+        "--host",
+        host,
+        "--seed",
+        str(seed),
+        "--records",
+        str(records),
+        "--latency-ms",
+        str(latency_ms),
+        "--token-lifetime",
+        str(token_lifetime),
+        "--page-token-cap",
+        str(page_token_cap),
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"simulator exited before serving (code {proc.wait()})")
+        connection = json.loads(line)
+        yield RunningSimulator(proc, connection, SimulatorControl(connection["base_url"]))
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
