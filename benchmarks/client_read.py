@@ -1,0 +1,96 @@
+"""Benchmark of the client's window read: throughput, API calls and credits, peak memory.
+
+Starts the simulator in a subprocess with ``--records N`` Leads (every field, so more than one 50-field pass),
+reads the widest window through ``ZohoClient.iter_records`` and consumes it page by page like the IO manager,
+holding nothing. Prints records/s, calls and credits per 10,000 records, tracemalloc's peak and ru_maxrss.
+
+    .venv/bin/python benchmarks/client_read.py [--records 200000] [--rps 100] [--concurrency 3]
+
+Run by hand and in CI as a smoke (small --records), never as a timed test.
+"""
+
+import argparse
+import math
+import resource
+import sys
+import tempfile
+import time
+import tracemalloc
+from datetime import datetime, timezone
+
+from zoho_dagster.client import ClientConfig, Credentials, RetryPolicy, ZohoClient
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=200_000, help="Leads in the simulated org")
+    parser.add_argument("--rps", type=float, default=100.0, help="client requests per second (Sling: 5)")
+    parser.add_argument("--concurrency", type=int, default=3, help="client requests in flight")
+    parser.add_argument("--latency-ms", type=int, default=0, help="simulated server latency per call")
+    parser.add_argument("--module", default="Leads")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    import pgserver
+
+    from zoho_dagster.simulator import run_simulator
+
+    with (
+        tempfile.TemporaryDirectory() as pgdata,
+        run_simulator(records=args.records, latency_ms=args.latency_ms) as sim,
+    ):
+        server = pgserver.get_server(pgdata, cleanup_mode="stop")
+        org = sim.primary
+        client = ZohoClient(
+            ClientConfig(
+                credentials=Credentials(
+                    client_id=org["client_id"],
+                    client_secret=org["client_secret"],
+                    accounts_url=org["accounts_url"],
+                    region=org["region"],
+                    soid=org["soid"],
+                ),
+                database_url=server.get_uri(),
+                api_domain=org["api_domain"],
+                requests_per_second=args.rps,
+                max_concurrency=args.concurrency,
+                policy=RetryPolicy(),
+            )
+        )
+        fields = [field["api_name"] for field in client.list_fields(args.module)]
+        client.stats.calls = client.stats.credits = 0
+        start, end = datetime(2000, 1, 1, tzinfo=timezone.utc), datetime(2100, 1, 1, tzinfo=timezone.utc)
+        tracemalloc.start()
+        began = time.perf_counter()
+        records = pages = 0
+        for page in client.iter_records(args.module, start, end, fields):
+            records += len(page)
+            pages += 1
+        elapsed = time.perf_counter() - began
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        server_stats = sim.control.stats()
+        server.cleanup()
+    passes = math.ceil((len(fields) - 1) / 49)
+    per_10k = 10_000 / max(records, 1)
+    maxrss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"module {args.module}: {records} records, {len(fields)} fields in {passes} passes, {pages} pages")
+    print(f"limits: {args.rps:g} requests/s, {args.concurrency} in flight, latency {args.latency_ms} ms")
+    print(f"time {elapsed:.1f} s -> {records / elapsed:,.0f} records/s (tracemalloc on)")
+    print(
+        f"API calls {client.stats.calls} ({client.stats.calls * per_10k:.1f} per 10k records; "
+        f"minimum {math.ceil(records / 200) * passes})"
+    )
+    print(
+        f"credits {client.stats.credits} ({client.stats.credits * per_10k:.1f} per 10k records); "
+        f"simulator counted {server_stats['total_credits']} credits, {server_stats['token_grants']} token "
+        "grant(s)"
+    )
+    print(f"peak memory: tracemalloc {peak / 2**20:.1f} MiB, ru_maxrss {maxrss_mb:.1f} MiB")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

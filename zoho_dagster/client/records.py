@@ -1,0 +1,268 @@
+"""Reading a module's records in a ``Modified_Time`` window ``[start, end)``, complete and lazily.
+
+The shape follows DESIGN.md §3 and Zoho's limits (reference §2):
+
+- one *pass* per group of ≤50 fields (``fields`` is capped at 50), each with ``Modified_Time`` so it can stop
+  at ``end``; sorted ``Modified_Time asc``, filtered by ``If-Modified-Since: start`` (inclusive), 200 per
+  page, following ``next_page_token`` (``page`` stops at 2,000 records);
+- passes advance together page by page and are joined on ``id``: a record is emitted when every pass delivered
+  it, so memory holds about one page per pass, never the module;
+- a record one pass missed (it was modified while the passes ran and moved) or whose passes disagree on
+  ``Modified_Time`` is completed with ``ids=`` calls, so every emitted record is one version of that record;
+- a page-token chain that hits Zoho's cap (``PAGINATION_LIMIT_EXCEEDED``) or an expired token restarts from
+  the last ``Modified_Time`` seen, skipping the ids already emitted at that instant: split in time, never cut.
+
+A record modified while the window is read can appear twice (its old and its new version, the latter with the
+newer ``Modified_Time``); consumers keep the newest, as the IO manager's upsert does.
+"""
+
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from typing import Any
+
+from zoho_dagster.client.errors import ZohoAPIError
+from zoho_dagster.client.http import Need, ZohoHttp
+from zoho_dagster.client.timeutil import as_utc, header_datetime, parse_datetime
+
+log = logging.getLogger(__name__)
+
+PER_PAGE = 200
+MAX_FIELDS_PER_CALL = 50
+MAX_IDS_PER_CALL = 100
+CURSOR_FIELD = "Modified_Time"
+# Codes after which a page-token chain cannot go on but a fresh chain from the last instant seen can.
+RESTART_CODES = frozenset({"PAGINATION_LIMIT_EXCEEDED", "EXPIRED_VALUE"})
+
+Record = dict[str, Any]
+
+
+def field_passes(fields: Sequence[str]) -> list[list[str]]:
+    """``fields`` in groups of at most 50, each holding ``Modified_Time`` (``id`` always comes back anyway).
+    """
+    others: list[str] = []
+    for name in fields:
+        if name not in (CURSOR_FIELD, "id") and name not in others:
+            others.append(name)
+    size = MAX_FIELDS_PER_CALL - 1
+    groups = [others[i : i + size] for i in range(0, len(others), size)] or [[]]
+    return [[CURSOR_FIELD, *group] for group in groups]
+
+
+def modified_time(record: Record) -> datetime:
+    """The record's ``Modified_Time`` in UTC."""
+    return parse_datetime(str(record[CURSOR_FIELD]))
+
+
+class PassReader:
+    """One field pass over the window: its own page-token chain, restarted in time when the chain breaks."""
+
+    def __init__(
+        self, http: ZohoHttp, module: str, fields: list[str], start: datetime, end: datetime, need: Need
+    ) -> None:
+        self.http = http
+        self.module = module
+        self.fields = fields
+        self.start = start
+        self.end = end
+        self.need = need
+        self.since = start
+        self.page_token: str | None = None
+        self.done = False
+        self.last_seen: datetime | None = None
+        self.ids_at_last_seen: set[str] = set()
+
+    def _params(self) -> dict[str, Any]:
+        params: dict[str, Any] = {
+            "fields": ",".join(self.fields),
+            "sort_by": CURSOR_FIELD,
+            "sort_order": "asc",
+            "per_page": PER_PAGE,
+        }
+        if self.page_token:
+            params["page_token"] = self.page_token
+        return params
+
+    def _restart(self, error: ZohoAPIError) -> None:
+        if self.last_seen is None or self.last_seen <= self.since:
+            raise ZohoAPIError(
+                f"Reading {self.module} from {header_datetime(self.since)} cannot make progress: Zoho ended "
+                f"the page-token chain ({error.code}) before any later Modified_Time; more records share "
+                "one second than a chain can return.",
+                code=error.code,
+                status=error.status,
+            ) from None
+        log.info(
+            "%s: page-token chain ended (%s); restarting from %s.",
+            self.module,
+            error.code,
+            header_datetime(self.last_seen),
+        )
+        self.since = self.last_seen
+        self.page_token = None
+
+    def next_page(self) -> list[Record]:
+        """The next page's records inside the window (possibly empty); sets ``done`` at the end."""
+        while not self.done:
+            try:
+                answer = self.http.get(
+                    f"/{self.module}",
+                    self.need,
+                    params=self._params(),
+                    headers={"If-Modified-Since": header_datetime(self.since)},
+                )
+            except ZohoAPIError as error:
+                if error.code in RESTART_CODES and self.page_token:
+                    self._restart(error)
+                    continue
+                raise
+            if answer.body is None:
+                self.done = True
+                return []
+            return self._accept(answer.body)
+        return []
+
+    def _accept(self, body: dict[str, Any]) -> list[Record]:
+        kept: list[Record] = []
+        for record in body.get("data") or []:
+            when = modified_time(record)
+            if when >= self.end:
+                self.done = True
+                break
+            if when < self.start:
+                continue
+            if self.last_seen is not None and when == self.last_seen:
+                if record["id"] in self.ids_at_last_seen:
+                    continue  # already emitted before a restart from this instant
+                self.ids_at_last_seen.add(record["id"])
+            elif self.last_seen is None or when > self.last_seen:
+                self.last_seen, self.ids_at_last_seen = when, {record["id"]}
+            kept.append(record)
+        info = body.get("info") or {}
+        token = info.get("next_page_token")
+        if not self.done and (not info.get("more_records") or not token):
+            self.done = True
+        self.page_token = None if self.done else str(token)
+        return kept
+
+
+class WindowReader:
+    """Joins the passes of one window on ``id`` and yields complete records page by page."""
+
+    def __init__(
+        self,
+        http: ZohoHttp,
+        module: str,
+        fields: Sequence[str],
+        start: datetime,
+        end: datetime,
+        need: Need,
+        parallelism: int = 1,
+    ) -> None:
+        self.http = http
+        self.module = module
+        self.need = need
+        self.start, self.end = as_utc(start), as_utc(end)
+        self.passes = [
+            PassReader(http, module, group, self.start, self.end, need) for group in field_passes(fields)
+        ]
+        self.parallelism = max(1, min(parallelism, len(self.passes)))
+
+    def __iter__(self) -> Iterator[list[Record]]:
+        if self.start >= self.end:
+            return
+        if len(self.passes) == 1:
+            reader = self.passes[0]
+            while not reader.done:
+                page = reader.next_page()
+                if page:
+                    yield page
+            return
+        if self.parallelism > 1:
+            with ThreadPoolExecutor(self.parallelism, thread_name_prefix="zoho-pass") as pool:
+                yield from self._joined(lambda readers: list(pool.map(PassReader.next_page, readers)))
+        else:
+            yield from self._joined(lambda readers: [reader.next_page() for reader in readers])
+
+    def _joined(self, fetch: Callable[[list[PassReader]], list[list[Record]]]) -> Iterator[list[Record]]:
+        pending: dict[str, dict[int, Record]] = {}
+        while not all(reader.done for reader in self.passes):
+            active = [(index, reader) for index, reader in enumerate(self.passes) if not reader.done]
+            pages = fetch([reader for _, reader in active])
+            for (index, _), page in zip(active, pages, strict=True):
+                for record in page:
+                    pending.setdefault(str(record["id"]), {})[index] = record
+            complete = {rid: parts for rid, parts in pending.items() if len(parts) == len(self.passes)}
+            for rid in complete:
+                del pending[rid]
+            page = self._merge_all(complete)
+            if page:
+                yield page
+        while pending:  # seen by some passes only: modified while the passes ran
+            batch = dict(list(pending.items())[:MAX_IDS_PER_CALL])
+            for rid in batch:
+                del pending[rid]
+            page = self._merge_all(batch)
+            if page:
+                yield page
+
+    def _merge_all(self, parts_by_id: dict[str, dict[int, Record]]) -> list[Record]:
+        """Merge complete, consistent parts; complete the others by ``ids=`` until they are consistent."""
+        ready: list[Record] = []
+        todo: dict[str, dict[int, Record]] = {}
+        for rid, parts in parts_by_id.items():
+            if len(parts) == len(self.passes) and len({part[CURSOR_FIELD] for part in parts.values()}) == 1:
+                ready.append(self._merge(parts))
+            else:
+                todo[rid] = parts
+        for _ in range(5):
+            if not todo:
+                break
+            self._complete(todo)
+            for rid in list(todo):
+                parts = todo[rid]
+                if not parts:
+                    del todo[rid]  # gone from Zoho (deleted meanwhile): the deletions stream handles it
+                    continue
+                times = {modified_time(part) for part in parts.values()}
+                if len(parts) == len(self.passes) and len(times) == 1:
+                    ready.append(self._merge(parts))
+                    del todo[rid]
+                else:  # keep only the newest version's parts; fetch the rest again
+                    newest = max(times)
+                    todo[rid] = {i: p for i, p in parts.items() if modified_time(p) == newest}
+        if todo:
+            raise ZohoAPIError(
+                f"{self.module}: {len(todo)} record(s) kept changing while their fields were read in "
+                "passes; run the window again."
+            )
+        return ready
+
+    def _complete(self, todo: dict[str, dict[int, Record]]) -> None:
+        """Fetch each pass's fields for the ids that lack them (``ids=``, 100 per call)."""
+        gone: set[str] = set()
+        for index, reader in enumerate(self.passes):
+            missing = [rid for rid, parts in todo.items() if index not in parts and rid not in gone]
+            for offset in range(0, len(missing), MAX_IDS_PER_CALL):
+                chunk = missing[offset : offset + MAX_IDS_PER_CALL]
+                answer = self.http.get(
+                    f"/{self.module}",
+                    self.need,
+                    params={"ids": ",".join(chunk), "fields": ",".join(reader.fields)},
+                )
+                found = {str(r["id"]): r for r in (answer.body or {}).get("data") or []}
+                for rid in chunk:
+                    if rid in found:
+                        todo[rid][index] = found[rid]
+                    else:
+                        gone.add(rid)
+        for rid in gone:
+            todo[rid].clear()
+
+    @staticmethod
+    def _merge(parts: dict[int, Record]) -> Record:
+        merged: Record = {}
+        for index in sorted(parts):
+            merged.update(parts[index])
+        return merged

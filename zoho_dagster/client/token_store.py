@@ -1,0 +1,177 @@
+"""The shared access-token cache: one row per (accounts server, client, org) in Postgres.
+
+Zoho mints at most 10 access tokens per 10 minutes per refresh token/client and keeps only 15 alive (reference
+§1.5): twenty parallel Dagster steps each minting their own would trip the throttle. So every process and host
+reads the token from ``zoho_dagster.oauth_tokens``, and the one that finds it missing or stale mints a new one
+while holding a transaction-scoped advisory lock on the row's key: the others wait on the lock and then find
+the fresh token.
+
+Rows are keyed by a SHA-256 of the identity (no client id or org in clear) and the token is sealed with a key
+derived from the client secret (HMAC-SHA256 keystream + tag): a dump of the table, a log of its rows or a
+colleague with read access to the database sees no usable token.
+"""
+
+import base64
+import hashlib
+import hmac
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+
+from zoho_dagster.postgres.engine import make_engine
+
+SCHEMA = "zoho_dagster"
+TABLE = "oauth_tokens"
+_SCHEMA_LOCK_KEY = 0x7A6F686F5F746B  # an arbitrary constant: serialises the CREATE ... IF NOT EXISTS below
+_DDL = (
+    f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}",
+    f"""CREATE TABLE IF NOT EXISTS {SCHEMA}.{TABLE} (
+        cache_key text PRIMARY KEY,
+        sealed_token text NOT NULL,
+        api_domain text NOT NULL,
+        lifetime_seconds integer NOT NULL,
+        expires_at timestamptz NOT NULL,
+        minted_at timestamptz NOT NULL DEFAULT now()
+    )""",
+)
+
+
+@dataclass(frozen=True)
+class StoredToken:
+    """A token as read back: ``remaining`` seconds of validity by the database clock (no host clock skew)."""
+
+    value: str = field(repr=False)
+    api_domain: str
+    lifetime: int
+    remaining: float
+
+
+class Sealer:
+    """Authenticated encryption of a token with a key only holders of the client's secrets can derive."""
+
+    def __init__(self, *secrets: str | None) -> None:
+        material = "\x00".join(secret or "" for secret in secrets).encode()
+        self._key = hashlib.sha256(b"zoho_dagster.token.v1\x00" + material).digest()
+
+    def _keystream(self, nonce: bytes, length: int) -> bytes:
+        blocks = (
+            hmac.new(self._key, nonce + counter.to_bytes(4, "big"), hashlib.sha256).digest()
+            for counter in range((length + 31) // 32)
+        )
+        return b"".join(blocks)[:length]
+
+    def seal(self, token: str) -> str:
+        nonce = os.urandom(16)
+        plain = token.encode()
+        cipher = bytes(a ^ b for a, b in zip(plain, self._keystream(nonce, len(plain)), strict=True))
+        tag = hmac.new(self._key, nonce + cipher, hashlib.sha256).digest()[:16]
+        return "v1." + base64.urlsafe_b64encode(nonce + tag + cipher).decode()
+
+    def unseal(self, sealed: str) -> str | None:
+        """The token, or ``None`` when the row was sealed with other secrets (e.g. after a secret rotation).
+        """
+        if not sealed.startswith("v1."):
+            return None
+        raw = base64.urlsafe_b64decode(sealed[3:].encode())
+        nonce, tag, cipher = raw[:16], raw[16:32], raw[32:]
+        expected = hmac.new(self._key, nonce + cipher, hashlib.sha256).digest()[:16]
+        if not hmac.compare_digest(tag, expected):
+            return None
+        return bytes(a ^ b for a, b in zip(cipher, self._keystream(nonce, len(cipher)), strict=True)).decode()
+
+
+def cache_key(accounts_url: str, client_id: str, org: str) -> str:
+    """The row key: a hash of who mints for whom, so the table does not list client ids or orgs."""
+    return hashlib.sha256(f"{accounts_url}\n{client_id}\n{org}".encode()).hexdigest()
+
+
+def _lock_id(key: str) -> int:
+    return int.from_bytes(hashlib.sha256(b"lock:" + key.encode()).digest()[:8], "big", signed=True)
+
+
+_ready: set[str] = set()
+_ready_lock = threading.Lock()
+
+
+class TokenStore:
+    """Reads and writes the token rows of one database."""
+
+    def __init__(self, database_url: str, sealer: Sealer) -> None:
+        self._engine = make_engine(database_url)
+        self._url_key = hashlib.sha256(database_url.encode()).hexdigest()
+        self._sealer = sealer
+
+    def ensure_schema(self) -> None:
+        """Create the schema and table once per process and database (serialised across processes)."""
+        with _ready_lock:
+            if self._url_key in _ready:
+                return
+            with self._engine.begin() as connection:
+                connection.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _SCHEMA_LOCK_KEY})
+                for statement in _DDL:
+                    connection.execute(sa.text(statement))
+            _ready.add(self._url_key)
+
+    def _read(self, connection: sa.Connection, key: str) -> StoredToken | None:
+        row = connection.execute(
+            sa.text(
+                "SELECT sealed_token, api_domain, lifetime_seconds, EXTRACT(EPOCH FROM (expires_at - "
+                f"clock_timestamp()))::float8 AS remaining FROM {SCHEMA}.{TABLE} WHERE cache_key = :key"
+            ),
+            {"key": key},
+        ).one_or_none()
+        if row is None:
+            return None
+        value = self._sealer.unseal(row.sealed_token)
+        if value is None:
+            return None
+        return StoredToken(value, row.api_domain, int(row.lifetime_seconds), float(row.remaining))
+
+    def read(self, key: str) -> StoredToken | None:
+        """The cached token without taking the lock (the fast path of every process)."""
+        self.ensure_schema()
+        with self._engine.connect() as connection:
+            return self._read(connection, key)
+
+    @contextmanager
+    def locked(self, key: str) -> Iterator["LockedRow"]:
+        """A transaction holding the advisory lock of ``key``: read, mint and write without a race."""
+        self.ensure_schema()
+        with self._engine.begin() as connection:
+            connection.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _lock_id(key)})
+            yield LockedRow(self, connection, key)
+
+
+@dataclass
+class LockedRow:
+    """The row of one key inside the locked transaction."""
+
+    store: TokenStore
+    connection: sa.Connection
+    key: str
+
+    def read(self) -> StoredToken | None:
+        return self.store._read(self.connection, self.key)
+
+    def write(self, value: str, api_domain: str, lifetime: int) -> StoredToken:
+        self.connection.execute(
+            sa.text(
+                f"INSERT INTO {SCHEMA}.{TABLE} AS t (cache_key, sealed_token, api_domain, lifetime_seconds, "
+                "expires_at, minted_at) VALUES (:key, :sealed, :domain, :lifetime, clock_timestamp() + "
+                "make_interval(secs => :lifetime), clock_timestamp()) ON CONFLICT (cache_key) DO UPDATE "
+                "SET sealed_token = EXCLUDED.sealed_token, api_domain = EXCLUDED.api_domain, "
+                "lifetime_seconds = EXCLUDED.lifetime_seconds, expires_at = EXCLUDED.expires_at, minted_at "
+                "= EXCLUDED.minted_at"
+            ),
+            {
+                "key": self.key,
+                "sealed": self.store._sealer.seal(value),
+                "domain": api_domain,
+                "lifetime": lifetime,
+            },
+        )
+        return StoredToken(value, api_domain, lifetime, float(lifetime))

@@ -1,0 +1,150 @@
+"""``ZohoCRMResource``: the Dagster face of the client, configured from DESIGN.md §1's variables.
+
+Secrets are ``dg.EnvVar`` references (:meth:`ZohoCRMResource.from_env`), so Dagster shows variable names,
+never values, and ``Definitions`` load on a machine where no secret is set. Validation goes through
+:func:`zoho_dagster.settings.load_settings` (one code path for the environment and for explicit fields), so a
+missing or bad value fails at the first step with the same one sentence naming the variable and the fix.
+"""
+
+import os
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import dagster as dg
+from pydantic import Field
+
+from zoho_dagster.client import ClientConfig, RetryPolicy, ZohoClient
+from zoho_dagster.client.limiter import MAX_EDITION_CONCURRENCY
+from zoho_dagster.client.redact import mask
+from zoho_dagster.settings import (
+    CONNECTION,
+    DATABASE_URL,
+    SCOPES,
+    SECRET_VARIABLES,
+    ZohoSettings,
+    load_settings,
+)
+
+_SECRET_FIELDS = frozenset({"client_secret", "refresh_token", "connection", "database_url"})
+
+
+class ZohoCRMResource(dg.ConfigurableResource):
+    """A Zoho CRM org to read from; ``get_client()`` gives a ``ZohoClient`` with its own call statistics."""
+
+    client_id: str | None = Field(default=None, description="OAuth client ID of a Zoho Self Client.")
+    client_secret: str | None = Field(default=None, description="OAuth client secret (use dg.EnvVar).")
+    soid: str | None = Field(
+        default=None, description="ZohoCRM.<org_id>: selects the client-credentials grant for that org."
+    )
+    refresh_token: str | None = Field(
+        default=None,
+        description="Refresh token: the alternative to soid (refresh-token grant; use dg.EnvVar).",
+    )
+    region: str = Field(default="US", description="Zoho data centre: US, EU, IN, AU, JP, CN, CA or SA.")
+    accounts_url: str | None = Field(
+        default=None,
+        description="Accounts server override, e.g. https://accounts.zoho.eu (default: region's).",
+    )
+    api_domain: str | None = Field(
+        default=None, description="API domain override (default: the api_domain of the token answer)."
+    )
+    connection: str | None = Field(
+        default=None,
+        description="A whole Sling-style ZOHO_CRM connection (YAML/JSON); single fields above win over it.",
+    )
+    scopes: str | None = Field(
+        default=None, description="Comma-separated OAuth scopes for the client-credentials grant."
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="Postgres holding the shared token cache; unset: ZOHO_DAGSTER_DATABASE_URL or embedded.",
+    )
+    requests_per_second: float = Field(
+        default=5.0, gt=0, description="Request starts per second, per process."
+    )
+    max_concurrency: int = Field(
+        default=3,
+        ge=1,
+        le=MAX_EDITION_CONCURRENCY,
+        description="Requests in flight per process (at most the edition's concurrency, 5 to 25).",
+    )
+    max_retries: int = Field(default=6, ge=0, description="Retries of 429/5xx/resets/truncations per call.")
+    backoff_base_seconds: float = Field(
+        default=0.5, gt=0, description="First retry wait; doubles per retry, with jitter."
+    )
+    backoff_max_seconds: float = Field(default=30.0, gt=0, description="Longest wait between two retries.")
+    token_throttle_wait_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description="Wait after Zoho's token throttle (Access Denied) before asking again.",
+    )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> "ZohoCRMResource":
+        """The resource with a ``dg.EnvVar`` for every DESIGN.md §1 variable that is set (others left unset).
+        """
+        env = os.environ if environ is None else environ
+        fields: dict[str, object] = {}
+        for name, variable in SECRET_VARIABLES.items():
+            if env.get(variable, "").strip():
+                fields[name] = dg.EnvVar(variable)
+        for name, variable in (
+            ("connection", CONNECTION),
+            ("scopes", SCOPES),
+            ("database_url", DATABASE_URL),
+        ):
+            if env.get(variable, "").strip():
+                fields[name] = dg.EnvVar(variable)
+        fields.update(overrides)
+        return cls(**fields)
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        """Pydantic's repr, with secrets masked (a resource is printed in logs and errors)."""
+        for name, value in super().__repr_args__():
+            yield name, (mask(value) if name in _SECRET_FIELDS and isinstance(value, str) else value)
+
+    def settings(self) -> ZohoSettings:
+        """The fields validated as the environment would be (same sentences, same variable names)."""
+        environ = {
+            variable: str(value)
+            for name, variable in SECRET_VARIABLES.items()
+            if (value := getattr(self, name)) is not None
+        }
+        for name, variable in (
+            ("connection", CONNECTION),
+            ("scopes", SCOPES),
+            ("database_url", DATABASE_URL),
+        ):
+            value = getattr(self, name)
+            if value is not None:
+                environ[variable] = str(value)
+        if environ.get("ZOHO_CRM_REGION", "").strip().upper() == "US":
+            # US is also the default: let the connection or the accounts URL name the region
+            del environ["ZOHO_CRM_REGION"]
+        return load_settings(environ)
+
+    def retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(
+            max_retries=self.max_retries,
+            backoff_base=self.backoff_base_seconds,
+            backoff_max=self.backoff_max_seconds,
+            retry_after_max=max(self.backoff_max_seconds, 1.0) * 4,
+            token_throttle_wait=self.token_throttle_wait_seconds,
+        )
+
+    def get_client(self) -> ZohoClient:
+        """A new client (fresh ``stats``) sharing this process's limiter and the Postgres token cache."""
+        from zoho_dagster.postgres.embedded import resolve_database_url
+
+        settings = self.settings()
+        credentials = settings.credentials()
+        return ZohoClient(
+            ClientConfig(
+                credentials=credentials,
+                database_url=resolve_database_url(settings.database_url),
+                api_domain=settings.api_domain,
+                requests_per_second=self.requests_per_second,
+                max_concurrency=self.max_concurrency,
+                policy=self.retry_policy(),
+            )
+        )

@@ -1,0 +1,47 @@
+"""Expected values from the simulator's truth, computed independently of the client under test."""
+
+from collections.abc import Iterable
+from datetime import datetime, timezone
+from typing import Any
+
+WIDE_START = datetime(2000, 1, 1, tzinfo=timezone.utc)
+WIDE_END = datetime(2100, 1, 1, tzinfo=timezone.utc)
+
+
+def utc(text: str) -> datetime:
+    """A Zoho datetime string in UTC, parsed here without the client's helper."""
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S%z").astimezone(timezone.utc)
+
+
+def projected(record: dict[str, Any], fields: Iterable[str]) -> dict[str, Any]:
+    """The record as the list API returns it for ``fields``: those keys plus ``id``."""
+    keys = {*fields, "id"}
+    return {key: record.get(key) for key in keys}
+
+
+def truth_window(
+    truth: dict[str, Any], fields: Iterable[str], start: datetime, end: datetime
+) -> dict[str, dict[str, Any]]:
+    """The truth's records with ``start <= Modified_Time < end``, projected to ``fields``, by id."""
+    names = list(fields)
+    return {
+        record["id"]: projected(record, names)
+        for record in truth["data"]
+        if start <= utc(record["Modified_Time"]) < end
+    }
+
+
+def collect(pages: Iterable[list[dict[str, Any]]], fields: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """Pages read by the client, by id (later versions win); every requested field must be present."""
+    keys = {*fields, "id"}
+    result: dict[str, dict[str, Any]] = {}
+    for page in pages:
+        for record in page:
+            missing = keys - set(record)
+            assert not missing, f"record {record.get('id')} lacks {sorted(missing)}"
+            result[record["id"]] = {key: record[key] for key in keys}
+    return result
+
+
+def field_names(fields_metadata: list[dict[str, Any]]) -> list[str]:
+    return [field["api_name"] for field in fields_metadata]

@@ -1,0 +1,110 @@
+"""ZohoCRMResource: EnvVar secrets, Definitions that load without them, clients that reach the simulator."""
+
+from typing import Any
+
+import dagster as dg
+import pytest
+
+from zoho_dagster.client import ZohoClient, ZohoConfigError
+from zoho_dagster.resource import ZohoCRMResource
+
+
+def _environ(org: dict[str, Any], database_url: str) -> dict[str, str]:
+    return {
+        "ZOHO_CRM_CLIENT_ID": org["client_id"],
+        "ZOHO_CRM_CLIENT_SECRET": org["client_secret"],
+        "ZOHO_CRM_SOID": org["soid"],
+        "ZOHO_CRM_REGION": org["region"],
+        "ZOHO_CRM_ACCOUNTS_URL": org["accounts_url"],
+        "ZOHO_CRM_API_DOMAIN": org["api_domain"],
+        "ZOHO_DAGSTER_DATABASE_URL": database_url,
+    }
+
+
+def test_from_env_uses_envvar_for_each_set_variable() -> None:
+    resource = ZohoCRMResource.from_env(
+        {"ZOHO_CRM_CLIENT_ID": "1000.A", "ZOHO_CRM_CLIENT_SECRET": "s3cr3t-value"}
+    )
+    assert resource.client_id == dg.EnvVar("ZOHO_CRM_CLIENT_ID")
+    assert resource.client_secret == dg.EnvVar("ZOHO_CRM_CLIENT_SECRET")
+    assert resource.soid is None and resource.refresh_token is None
+
+
+def test_definitions_load_without_any_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in (
+        "ZOHO_CRM",
+        "ZOHO_CRM_CLIENT_ID",
+        "ZOHO_CRM_CLIENT_SECRET",
+        "ZOHO_CRM_SOID",
+        "ZOHO_CRM_REFRESH_TOKEN",
+    ):
+        monkeypatch.delenv(name, raising=False)
+
+    @dg.asset
+    def probe(zoho_crm: ZohoCRMResource) -> None:
+        zoho_crm.get_client()
+
+    defs = dg.Definitions(assets=[probe], resources={"zoho_crm": ZohoCRMResource.from_env()})
+    assert defs.resolve_asset_graph().get_all_asset_keys() == {dg.AssetKey("probe")}
+    result = dg.materialize([probe], resources={"zoho_crm": ZohoCRMResource.from_env()}, raise_on_error=False)
+    assert not result.success
+    failure = result.get_step_failure_events()[0].step_failure_data.error
+    messages = []
+    while failure is not None:
+        messages.append(failure.message)
+        failure = failure.cause
+    assert any("ZOHO_CRM_CLIENT_ID is not set" in message for message in messages)
+
+
+def test_resource_reaches_the_simulator_from_the_environment(
+    simulator: Any, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    environ = _environ(simulator.primary, database_url)
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    seen: dict[str, Any] = {}
+
+    @dg.asset
+    def probe(zoho_crm: ZohoCRMResource) -> None:
+        client = zoho_crm.get_client()
+        seen["modules"] = client.list_modules()
+        seen["stats"] = client.stats
+        seen["repr"] = repr(zoho_crm) + repr(client)
+
+    resource = ZohoCRMResource.from_env(requests_per_second=50.0)
+    assert dg.materialize([probe], resources={"zoho_crm": resource}).success
+    assert seen["modules"] and seen["stats"].calls == 1
+    assert simulator.primary["client_secret"] not in seen["repr"]
+
+
+def test_sling_connection_variable_configures_the_resource(simulator: Any, database_url: str) -> None:
+    import json
+
+    org = simulator.primary
+    connection = json.dumps(
+        {
+            "type": "api",
+            "spec": "zoho-crm",
+            "secrets": {
+                key: org[key] for key in ("client_id", "client_secret", "soid", "accounts_url", "api_domain")
+            },
+        }
+    )
+    client = ZohoCRMResource(connection=connection, database_url=database_url).get_client()
+    assert isinstance(client, ZohoClient)
+    assert client.count("Leads") == len(simulator.control.truth("Leads")["data"])
+
+
+def test_repr_masks_secrets() -> None:
+    resource = ZohoCRMResource(
+        client_id="1000.A", client_secret="s3cr3t-value", refresh_token="1000.rt.value"
+    )
+    assert "s3cr3t-value" not in repr(resource) and "1000.rt.value" not in repr(resource)
+    assert "s3cr3t-value" not in str(resource)
+
+
+def test_bad_region_fails_with_one_sentence() -> None:
+    with pytest.raises(ZohoConfigError, match="ZOHO_CRM_REGION"):
+        ZohoCRMResource(
+            client_id="1000.A", client_secret="s3cr3t-value", soid="ZohoCRM.1", region="XX"
+        ).get_client()
