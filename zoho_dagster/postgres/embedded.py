@@ -1,7 +1,7 @@
 """The embedded PostgreSQL (the ``pgserver`` wheel): the default where ``ZOHO_DAGSTER_DATABASE_URL`` is unset.
 
-The server is left running when this process exits (``cleanup_mode=None``) because ``dagster dev`` runs steps in
-other processes that must reach the same database; a later call with the same data directory reuses it.
+The server is left running when this process exits (``cleanup_mode=None``) because ``dagster dev`` runs steps
+in other processes that must reach the same database; a later call with the same data directory reuses it.
 """
 
 import os
@@ -12,12 +12,12 @@ DATA_DIR_VARIABLE = "ZOHO_DAGSTER_EMBEDDED_PGDATA"
 
 
 def embedded_data_dir() -> Path:
-    """Where the embedded server keeps its data: ``$ZOHO_DAGSTER_EMBEDDED_PGDATA`` or ``./.zoho_dagster/pgdata``."""
+    """The embedded server's data: ``$ZOHO_DAGSTER_EMBEDDED_PGDATA`` or ``./.zoho_dagster/pgdata``."""
     return Path(os.environ.get(DATA_DIR_VARIABLE) or DEFAULT_DATA_DIR).resolve()
 
 
 def embedded_database_url(data_dir: Path | None = None) -> str:
-    """Start (or reuse) the embedded server in ``data_dir`` and return its ``postgresql://`` URL (Unix socket)."""
+    """Start (or reuse) the embedded server in ``data_dir``; its ``postgresql://`` URL (a Unix socket)."""
     import pgserver  # imported late: starting Python with it is not free and most callers never need it
 
     directory = (data_dir or embedded_data_dir()).resolve()

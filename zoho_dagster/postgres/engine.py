@@ -1,7 +1,7 @@
 """One way to turn a database URL into a SQLAlchemy engine.
 
-SQLAlchemy 2.1 maps a bare ``postgresql://`` URL to psycopg 3, while dagster-postgres (and this package, for COPY)
-use psycopg2; every URL goes through :func:`sqlalchemy_url` so that one driver serves both.
+SQLAlchemy 2.1 maps a bare ``postgresql://`` URL to psycopg 3, while dagster-postgres (and this package, for
+COPY) use psycopg2; every URL goes through :func:`sqlalchemy_url` so that one driver serves both.
 """
 
 from functools import lru_cache

@@ -1,0 +1,57 @@
+"""Dagster's own storage (runs, event logs, schedules) in Postgres, found the same way as the synced tables.
+
+Why not dagster-postgres' ``storage: postgres: postgres_url: {env: ...}`` directly: every ``dagster`` command
+run in the project directory without ``DAGSTER_HOME`` reads ``./dagster.yaml``, and an unset variable there
+fails even ``dagster definitions validate``. This class picks, in order, ``postgres_url`` from its config,
+``$ZOHO_DAGSTER_DAGSTER_STORAGE_URL``, ``$ZOHO_DAGSTER_DATABASE_URL``, else the embedded Postgres, names the
+psycopg2 driver (SQLAlchemy 2.1 would pick psycopg 3 for a bare ``postgresql://``), exports the result as
+``ZOHO_DAGSTER_DAGSTER_STORAGE_URL`` so that run workers inherit it, and hands over to dagster-postgres.
+"""
+
+import os
+
+import dagster as dg
+import yaml
+from dagster._serdes import ConfigurableClassData
+from dagster_postgres import DagsterPostgresStorage
+
+from zoho_dagster.postgres.embedded import resolve_database_url
+from zoho_dagster.postgres.engine import sqlalchemy_url
+
+STORAGE_URL_VARIABLE = "ZOHO_DAGSTER_DAGSTER_STORAGE_URL"
+
+
+def dagster_storage_url(configured: str | None = None) -> str:
+    """The storage URL with the psycopg2 driver named; see the module docstring for the order of sources."""
+    url = configured or os.environ.get(STORAGE_URL_VARIABLE) or resolve_database_url()
+    return sqlalchemy_url(url)
+
+
+class ZohoDagsterStorage(DagsterPostgresStorage):
+    """``storage: custom`` entry of ``dagster.yaml``; builds a plain ``DagsterPostgresStorage``."""
+
+    @classmethod
+    def config_type(cls) -> dict:
+        return {
+            "postgres_url": dg.Field(dg.StringSource, is_required=False),
+            "should_autocreate_tables": dg.Field(bool, is_required=False, default_value=True),
+        }
+
+    @classmethod
+    def from_config_value(  # type: ignore[override]
+        cls, inst_data: ConfigurableClassData | None, config_value: dict
+    ) -> DagsterPostgresStorage:
+        url = dagster_storage_url(config_value.get("postgres_url"))
+        os.environ[STORAGE_URL_VARIABLE] = url
+        # Other processes rebuild the storages from this data: they read the URL from the environment, so no
+        # password is written into a serialised instance reference.
+        data = ConfigurableClassData(
+            "dagster_postgres",
+            "DagsterPostgresStorage",
+            yaml.safe_dump({"postgres_url": {"env": STORAGE_URL_VARIABLE}}),
+        )
+        return DagsterPostgresStorage(
+            postgres_url=url,
+            should_autocreate_tables=config_value.get("should_autocreate_tables", True),
+            inst_data=data,
+        )

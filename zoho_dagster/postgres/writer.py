@@ -1,0 +1,400 @@
+"""Write one run's RecordStream into its Postgres table: stage with COPY, then merge, all in one transaction.
+
+Why this order: pages are fetched from Zoho while they are copied into a TEMP staging table, before any lock
+on the target is taken, so two runs of the same stream fetch in parallel; only the short DDL + merge +
+deletion part is serialised (``pg_advisory_xact_lock`` on the table name), which also keeps two runs'
+``CREATE``/``ALTER TABLE`` from deadlocking. Everything happens in one transaction, so a run that fails
+anywhere leaves the table as it was.
+
+Merge rule (newest wins): a staged version replaces a stored row only when its cursor (``Modified_Time``) is
+newer than or equal to the stored one, so windows may overlap, repeat, run out of order or at the same time.
+Deletions follow the same clock: a ``/deleted`` entry marks ``_zoho_deleted_at`` unless the stored row was
+modified after the deletion (a restored record), and a record version newer than the deletion clears the mark.
+Deleted ids never seen before are kept as tombstone rows (``id`` + ``_zoho_deleted_at``) so the table knows
+every deletion Zoho reported.
+"""
+
+import io
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql as pg
+
+from zoho_dagster.postgres import schema as sc
+from zoho_dagster.record_stream import RecordStream
+
+DEFAULT_SCHEMA = "zoho_crm"
+FLUSH_BYTES = 4 * 1024 * 1024
+"""COPY chunk size: big enough to amortise round trips, small enough for the memory budget."""
+
+
+class SyncInputError(ValueError):
+    """Input the IO manager refuses (e.g. a record without an id); raised before anything is committed."""
+
+
+@dataclass(frozen=True)
+class TableName:
+    """A target table as ``schema.table``; the schema defaults to ``zoho_crm``."""
+
+    schema: str
+    name: str
+
+    @classmethod
+    def parse(cls, text: str) -> "TableName":
+        schema, dot, name = text.partition(".")
+        if not dot:
+            return cls(DEFAULT_SCHEMA, schema)
+        if not schema or not name:
+            raise SyncInputError(f"The target table {text!r} must be written schema.table.")
+        return cls(schema, name)
+
+    def __str__(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+
+@dataclass
+class WriteResult:
+    """What one run did to its table; becomes the materialization's metadata."""
+
+    table: TableName
+    received: int = 0
+    inserted: int = 0
+    updated: int = 0
+    deletions_marked: int = 0
+    row_count: int = 0
+    partition_row_count: int | None = None
+    columns: list[tuple[str, str, str]] = field(default_factory=list)
+
+
+def _stage_table(columns: Sequence[sc.Column]) -> sa.Table:
+    """TEMP table for this transaction's records; positional names keep it independent of the target."""
+    cols = [sa.Column("_seq", sa.BigInteger()), sa.Column("id", sa.Text())]
+    cols += [sa.Column(f"c{i}", column.sa_type()) for i, column in enumerate(columns)]
+    cols.append(sa.Column("_raw", pg.JSONB()))
+    return sa.Table("_zd_stage", sa.MetaData(), *cols, prefixes=["TEMPORARY"], postgresql_on_commit="DROP")
+
+
+def _deleted_table() -> sa.Table:
+    return sa.Table(
+        "_zd_deleted",
+        sa.MetaData(),
+        sa.Column("id", sa.Text()),
+        sa.Column("deleted_at", sa.DateTime(timezone=True)),
+        prefixes=["TEMPORARY"],
+        postgresql_on_commit="DROP",
+    )
+
+
+def _copy(conn: sa.Connection, table: sa.Table, lines: Iterable[str]) -> int:
+    """COPY ``lines`` (text format, already escaped) into ``table`` in chunks; returns the line count."""
+    preparer = conn.dialect.identifier_preparer
+    statement = "COPY {} ({}) FROM STDIN".format(
+        preparer.format_table(table), ", ".join(preparer.quote(c.name) for c in table.columns)
+    )
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    buffer = io.StringIO()
+    count = 0
+    try:
+        for line in lines:
+            buffer.write(line)
+            count += 1
+            if buffer.tell() >= FLUSH_BYTES:
+                buffer.seek(0)
+                cursor.copy_expert(statement, buffer)
+                buffer = io.StringIO()
+        if buffer.tell():
+            buffer.seek(0)
+            cursor.copy_expert(statement, buffer)
+    finally:
+        cursor.close()
+    return count
+
+
+def _record_lines(stream: RecordStream, columns: Sequence[sc.Column]) -> Iterator[str]:
+    """One COPY line per record, pulled page by page so only about one page is in memory."""
+    seq = 0
+    for page in stream.pages:
+        for record in page:
+            seq += 1
+            if not isinstance(record, Mapping):
+                raise SyncInputError(
+                    f"Record {seq} of stream {stream.stream} is not a JSON object; nothing was written."
+                )
+            record_id = record.get("id")
+            if record_id is None or record_id == "":
+                raise SyncInputError(
+                    f"Record {seq} of stream {stream.stream} has no id; nothing was written."
+                )
+            try:
+                values = [sc.render_value(column, record.get(column.api_name)) for column in columns]
+            except sc.BadValueError as error:
+                raise SyncInputError(
+                    f"Record {record_id} of stream {stream.stream}: {error}; nothing was written."
+                ) from None
+            raw = sc.copy_escape(sc.json_text(record))
+            yield "\t".join((str(seq), sc.copy_escape(str(record_id)), *values, raw)) + "\n"
+
+
+def _deletion_lines(pages: Iterable[list[dict]], stream: str) -> Iterator[str]:
+    for page in pages:
+        for entry in page:
+            entry_id = entry.get("id") if isinstance(entry, Mapping) else None
+            if not entry_id:
+                raise SyncInputError(
+                    f"A deleted-record entry of stream {stream} has no id; nothing was written."
+                )
+            deleted = entry.get("deleted_time")
+            yield f"{sc.copy_escape(str(entry_id))}\t{sc.copy_escape(str(deleted)) if deleted else sc.NULL}\n"
+
+
+def _lock(conn: sa.Connection, key: str) -> None:
+    conn.execute(sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtextextended(key, 0))))
+
+
+def _ensure_schema(conn: sa.Connection, schema: str) -> None:
+    if not sa.inspect(conn).has_schema(schema):
+        _lock(conn, f"zoho_dagster:schema:{schema}")
+        conn.execute(sa.schema.CreateSchema(schema, if_not_exists=True))
+
+
+def _existing_columns(conn: sa.Connection, table: TableName) -> dict[str, tuple[str, str] | None] | None:
+    """``table``'s columns with the field each holds (from its comment), or ``None`` if it is absent."""
+    inspector = sa.inspect(conn)
+    if not inspector.has_table(table.name, schema=table.schema):
+        return None
+    return {
+        c["name"]: sc.parse_comment(c.get("comment")) for c in inspector.get_columns(table.name, table.schema)
+    }
+
+
+def _cursor_column(columns: Sequence[sc.Column], cursor_field: str | None) -> sc.Column | None:
+    for column in columns:
+        if cursor_field and column.api_name == cursor_field and not column.part:
+            return column
+    return None
+
+
+def _prepare_table(
+    conn: sa.Connection, target: TableName, fields: list[dict], fresh_as: TableName | None = None
+) -> tuple[sa.Table, list[sc.Column]]:
+    """Create ``target`` or add the columns new fields need (never drop); returns the table and its data
+    columns.
+
+    With ``fresh_as`` (full refreshes) a new, empty table of that name is created instead, with the column
+    names ``target`` already uses so that names stay stable from one refresh to the next.
+    """
+    _ensure_schema(conn, target.schema)
+    existing = _existing_columns(conn, target)
+    planned = sc.plan_columns(fields, existing or {})
+    if fresh_as is not None:
+        table = sa.Table(
+            fresh_as.name, sa.MetaData(), *sc.table_columns(planned, None), schema=fresh_as.schema
+        )
+        table.drop(conn, checkfirst=True)
+        table.create(conn)
+        return table, planned
+    table = sa.Table(target.name, sa.MetaData(), *sc.table_columns(planned, None), schema=target.schema)
+    if existing is None:
+        table.create(conn)
+        return table, planned
+    for column in planned:
+        if column.name not in existing:
+            spec = sa.schema.CreateColumn(table.c[column.name]).compile(dialect=conn.dialect)
+            preparer = conn.dialect.identifier_preparer
+            conn.execute(sa.text(f"ALTER TABLE {preparer.format_table(table)} ADD COLUMN {spec}"))
+            conn.execute(sa.schema.SetColumnComment(table.c[column.name]))
+    return table, planned
+
+
+def _merge(
+    conn: sa.Connection,
+    table: sa.Table,
+    stage: sa.Table,
+    stage_columns: Sequence[sc.Column],
+    target_columns: Sequence[sc.Column],
+    cursor_field: str | None,
+) -> tuple[int, int]:
+    """Upsert the staged records (newest per id) into ``table``; returns (inserted, updated)."""
+    by_key = {column.key: column.name for column in target_columns}
+    names = [by_key[column.key] for column in stage_columns]
+    stage_cursor = _cursor_column(stage_columns, cursor_field)
+    order = [stage.c.id]
+    if stage_cursor is not None:
+        order.append(stage.c[f"c{stage_columns.index(stage_cursor)}"].desc().nulls_last())
+    order.append(stage.c._seq.desc())
+    source = (
+        sa.select(
+            stage.c.id,
+            *[stage.c[f"c{i}"] for i in range(len(stage_columns))],
+            stage.c._raw,
+            sa.func.now(),
+        )
+        .distinct(stage.c.id)
+        .order_by(*order)
+    )
+    insert = pg.insert(table).from_select(["id", *names, "_raw", "_zoho_synced_at"], source)
+    excluded = insert.excluded
+    updates: dict[str, Any] = {name: excluded[name] for name in names}
+    updates["_raw"] = excluded._raw
+    updates["_zoho_synced_at"] = excluded._zoho_synced_at
+    where = None
+    if stage_cursor is not None:
+        cursor = by_key[stage_cursor.key]
+        deleted = table.c._zoho_deleted_at
+        updates["_zoho_deleted_at"] = sa.case(
+            (sa.and_(deleted.is_not(None), deleted >= excluded[cursor]), deleted), else_=sa.null()
+        )
+        where = sa.or_(table.c[cursor].is_(None), excluded[cursor] >= table.c[cursor])
+    else:
+        updates["_zoho_deleted_at"] = sa.null()
+    upsert = insert.on_conflict_do_update(index_elements=["id"], set_=updates, where=where).returning(
+        (sa.literal_column("xmax") == 0).label("inserted")
+    )
+    merged = upsert.cte("merged")
+    row = conn.execute(
+        sa.select(
+            sa.func.count().filter(merged.c.inserted),
+            sa.func.count().filter(sa.not_(merged.c.inserted)),
+        )
+    ).one()
+    return int(row[0]), int(row[1])
+
+
+def _mark_deletions(conn: sa.Connection, table: sa.Table, deleted: sa.Table, cursor: str | None) -> int:
+    """Apply staged deletions (tombstones for unknown ids); returns how many rows changed."""
+    source = (
+        sa.select(deleted.c.id, deleted.c.deleted_at, sa.func.now())
+        .where(deleted.c.deleted_at.is_not(None))
+        .distinct(deleted.c.id)
+        .order_by(deleted.c.id, deleted.c.deleted_at.desc())
+    )
+    insert = pg.insert(table).from_select(["id", "_zoho_deleted_at", "_zoho_synced_at"], source)
+    excluded = insert.excluded
+    conditions = [table.c._zoho_deleted_at.is_distinct_from(excluded._zoho_deleted_at)]
+    if cursor is not None:
+        conditions.append(sa.or_(table.c[cursor].is_(None), table.c[cursor] <= excluded._zoho_deleted_at))
+    upsert = insert.on_conflict_do_update(
+        index_elements=["id"],
+        set_={"_zoho_deleted_at": excluded._zoho_deleted_at, "_zoho_synced_at": excluded._zoho_synced_at},
+        where=sa.and_(*conditions),
+    )
+    return int(conn.execute(upsert).rowcount or 0)
+
+
+def _swap(conn: sa.Connection, new: sa.Table, target: TableName) -> None:
+    """Replace ``target`` by ``new`` in the current transaction: readers see the old table until commit."""
+    preparer = conn.dialect.identifier_preparer
+    old = sa.Table(target.name, sa.MetaData(), schema=target.schema)
+    conn.execute(sa.schema.DropTable(old, if_exists=True))
+    conn.execute(sa.text(f"ALTER TABLE {preparer.format_table(new)} RENAME TO {preparer.quote(target.name)}"))
+    renamed = sa.Table(target.name, sa.MetaData(), schema=target.schema)
+    old_pkey = sc.fit_identifier(f"{new.name}_pkey", new.name)
+    pkey = sc.fit_identifier(f"{target.name}_pkey", target.name)
+    conn.execute(
+        sa.text(
+            f"ALTER TABLE {preparer.format_table(renamed)} RENAME CONSTRAINT "
+            f"{preparer.quote(old_pkey)} TO {preparer.quote(pkey)}"
+        )
+    )
+
+
+def _column_types(conn: sa.Connection, target: TableName) -> list[tuple[str, str, str]]:
+    inspector = sa.inspect(conn)
+    result = []
+    for column in inspector.get_columns(target.name, target.schema):
+        parsed = sc.parse_comment(column.get("comment"))
+        description = parsed[0] + (f" ({parsed[1]})" if parsed and parsed[1] else "") if parsed else ""
+        result.append(
+            (column["name"], str(column["type"].compile(dialect=conn.dialect)).lower(), description)
+        )
+    return result
+
+
+def write_stream(
+    engine: sa.Engine,
+    stream: RecordStream,
+    target: TableName,
+    cursor_field: str | None = "Modified_Time",
+    window: tuple[datetime, datetime] | None = None,
+    deletions: Callable[[], Iterator[list[dict]]] | None = None,
+) -> WriteResult:
+    """Stage, merge (or swap, for full refreshes) and mark deletions in one transaction (module docstring)."""
+    if not isinstance(stream, RecordStream):
+        raise SyncInputError(
+            f"The asset for {target} returned {type(stream).__name__}, not a RecordStream; "
+            "nothing was written."
+        )
+    full_refresh = stream.mode == "full-refresh"
+    result = WriteResult(table=target)
+    stage_columns = sc.plan_columns(stream.fields, {})
+    with engine.begin() as conn:
+        stage = _stage_table(stage_columns)
+        stage.create(conn)
+        result.received = _copy(conn, stage, _record_lines(stream, stage_columns))
+        deleted = None
+        deletions = deletions or stream.deletions
+        if deletions is not None and not full_refresh:
+            deleted = _deleted_table()
+            deleted.create(conn)
+            _copy(conn, deleted, _deletion_lines(deletions(), stream.stream))
+
+        _lock(conn, f"zoho_dagster:table:{target}")
+        if full_refresh:
+            staging_name = TableName(target.schema, sc.fit_identifier(f"{target.name}__zd_new", target.name))
+            table, columns = _prepare_table(conn, target, stream.fields, fresh_as=staging_name)
+            cursor = None
+        else:
+            table, columns = _prepare_table(conn, target, stream.fields)
+            cursor_column = _cursor_column(columns, cursor_field)
+            cursor = cursor_column.name if cursor_column else None
+        result.inserted, result.updated = _merge(conn, table, stage, stage_columns, columns, cursor_field)
+        if full_refresh:
+            result.updated = _count_known(conn, table, target)
+            result.inserted -= result.updated
+            _swap(conn, table, target)
+            table = sa.Table(
+                target.name, sa.MetaData(), *sc.table_columns(columns, None), schema=target.schema
+            )
+        if deleted is not None:
+            result.deletions_marked = _mark_deletions(conn, table, deleted, cursor)
+        result.row_count = int(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
+        if window is not None and cursor is not None:
+            in_window = sa.and_(table.c[cursor] >= window[0], table.c[cursor] < window[1])
+            result.partition_row_count = int(
+                conn.execute(sa.select(sa.func.count()).select_from(table).where(in_window)).scalar_one()
+            )
+        result.columns = _column_types(conn, target)
+    return result
+
+
+def _count_known(conn: sa.Connection, new: sa.Table, target: TableName) -> int:
+    """How many of the new table's ids the old table already had (the 'updated' figure of a full refresh)."""
+    if not sa.inspect(conn).has_table(target.name, schema=target.schema):
+        return 0
+    old = sa.Table(target.name, sa.MetaData(), sa.Column("id", sa.Text()), schema=target.schema)
+    query = sa.select(sa.func.count()).select_from(new).where(new.c.id.in_(sa.select(old.c.id)))
+    return int(conn.execute(query).scalar_one())
+
+
+def read_rows(
+    engine: sa.Engine,
+    target: TableName,
+    cursor_field: str | None = "Modified_Time",
+    windows: Sequence[tuple[datetime, datetime]] = (),
+) -> list[dict[str, Any]]:
+    """Rows of ``target`` (all, or those whose cursor lies in any of ``windows``), as plain dicts."""
+    with engine.connect() as conn:
+        existing = _existing_columns(conn, target)
+        if existing is None:
+            return []
+        table = sa.Table(target.name, sa.MetaData(), schema=target.schema, autoload_with=conn)
+        query = sa.select(table).order_by(table.c.id)
+        cursor = next((name for name, key in existing.items() if key == (cursor_field, "")), None)
+        if windows and cursor is not None:
+            query = query.where(
+                sa.or_(*[sa.and_(table.c[cursor] >= s, table.c[cursor] < e) for s, e in windows])
+            )
+        return [dict(row) for row in conn.execute(query).mappings()]
