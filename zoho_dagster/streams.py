@@ -1,8 +1,8 @@
 """The stream catalog: which Zoho endpoint feeds which asset and table, and how it is synced.
 
 One place names every stream so that assets, the replication file, checks and the CLI agree. The twelve record
-modules are incremental on ``Modified_Time``; ``users`` and ``modules`` are small reference data that Zoho cannot
-filter by modification time, so they are refreshed whole.
+modules are incremental on ``Modified_Time``; ``users`` and ``modules`` are small reference data that Zoho
+cannot filter by modification time, so they are refreshed whole.
 """
 
 from dataclasses import dataclass

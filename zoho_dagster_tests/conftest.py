@@ -15,7 +15,7 @@ TEST_DATABASE_VARIABLE = "ZOHO_DAGSTER_TEST_DATABASE_URL"
 
 @pytest.fixture(scope="session")
 def postgres_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A URL of a server we may create databases on: ``$ZOHO_DAGSTER_TEST_DATABASE_URL`` or the embedded one."""
+    """A server we may create databases on: ``$ZOHO_DAGSTER_TEST_DATABASE_URL`` or the embedded one."""
     configured = os.environ.get(TEST_DATABASE_VARIABLE)
     if configured:
         yield configured
