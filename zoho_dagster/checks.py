@@ -1,0 +1,345 @@
+"""Asset checks per stream: does the Postgres copy agree with Zoho, and is it fresh?
+
+Four checks, one multi-check (one step) per stream so that a run of ``leads`` adds one step, not four:
+
+- ``row_count_matches_zoho`` (record streams, ERROR): Zoho's count API against the table's live rows. Zoho
+  refreshes its counts 1 to 10 minutes late (reference §3.5), so the comparison tolerates exactly what that
+  lag can hide: rows modified (or created) and rows marked deleted in the last ``lag_minutes`` (default 10).
+  It passes when ``live - recent_live <= zoho_count <= live + recent_deleted``.
+- ``unique_ids`` (ERROR): no id twice and no null id.
+- ``open_partition_fresh`` (ERROR): the last sync of today's partition (full-refresh streams: the last sync)
+  is at most the freshness interval (``ZOHO_DAGSTER_FRESHNESS_MINUTES``) plus a 5-minute allowance for the
+  run itself old; just after midnight the age counts from midnight, since the new day had nothing to sync.
+- ``columns_match_zoho`` (record streams, WARN): Zoho's field metadata against the table's columns: fields
+  without a column yet, columns whose type no longer matches the field, columns of fields Zoho dropped.
+
+The checks read the tables the :class:`~zoho_dagster.postgres.io_manager.PostgresIOManager` writes, through
+its database URL, and map fields to columns with the writer's own rules (:mod:`zoho_dagster.postgres.schema`).
+"""
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import dagster as dg
+import sqlalchemy as sa
+
+from zoho_dagster.automation import freshness_minutes
+from zoho_dagster.postgres import schema as sc
+from zoho_dagster.postgres.embedded import resolve_database_url
+from zoho_dagster.postgres.engine import make_engine
+from zoho_dagster.streams import StreamSpec
+
+ROW_COUNT = "row_count_matches_zoho"
+UNIQUE_IDS = "unique_ids"
+FRESHNESS = "open_partition_fresh"
+COLUMNS = "columns_match_zoho"
+DEFAULT_LAG_MINUTES = 10
+RUN_ALLOWANCE = timedelta(minutes=5)
+LIST_UNSUPPORTED_TYPES = {"subform", "multiselectlookup", "multiuserlookup"}
+"""Field types Zoho leaves out of list responses; the sync does not make columns for them."""
+BOOKKEEPING = {"id", "_raw", "_zoho_synced_at", "_zoho_deleted_at"}
+_PG_TYPES = {
+    "text": "text",
+    "bigint": "bigint",
+    "numeric": "numeric",
+    "boolean": "boolean",
+    "date": "date",
+    "timestamptz": "timestamp with time zone",
+    "text[]": "text[]",
+    "jsonb": "jsonb",
+}
+
+
+@dataclass(frozen=True)
+class CheckTarget:
+    """A stream and the ``schema.table`` the replication writes it to."""
+
+    spec: StreamSpec
+    table: str
+
+    @property
+    def schema_and_name(self) -> tuple[str, str]:
+        schema, _, name = self.table.partition(".")
+        return (schema, name) if name else ("zoho_crm", schema)
+
+
+def _quoted(target: CheckTarget) -> str:
+    schema, name = target.schema_and_name
+    return '"' + schema.replace('"', '""') + '"."' + name.replace('"', '""') + '"'
+
+
+def _table_columns(conn: sa.Connection, target: CheckTarget) -> list[dict[str, Any]] | None:
+    schema, name = target.schema_and_name
+    inspector = sa.inspect(conn)
+    if not inspector.has_table(name, schema=schema):
+        return None
+    return list(inspector.get_columns(name, schema))
+
+
+def _cursor_column(columns: Sequence[dict[str, Any]], cursor_field: str | None) -> str | None:
+    for column in columns:
+        if cursor_field and sc.parse_comment(column.get("comment")) == (cursor_field, ""):
+            return str(column["name"])
+    return None
+
+
+def _missing_table(
+    check_name: str, target: CheckTarget, severity: dg.AssetCheckSeverity
+) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        check_name=check_name,
+        passed=False,
+        severity=severity,
+        description=f"{target.table} does not exist yet; materialize {target.spec.name} first.",
+        metadata={"table": target.table},
+    )
+
+
+def row_count_result(
+    conn: sa.Connection, target: CheckTarget, zoho_count: int, now: datetime, lag: timedelta
+) -> dg.AssetCheckResult:
+    """Compare Zoho's count with the table, tolerating the rows Zoho's late statistics may not reflect yet."""
+    columns = _table_columns(conn, target)
+    if columns is None:
+        return _missing_table(ROW_COUNT, target, dg.AssetCheckSeverity.ERROR)
+    cursor = _cursor_column(columns, target.spec.cursor_field)
+    since = now - lag
+    recent = f'"{cursor}" >= :since' if cursor else "false"
+    row = conn.execute(
+        sa.text(
+            "SELECT count(*) FILTER (WHERE _zoho_deleted_at IS NULL), "
+            f"count(*) FILTER (WHERE _zoho_deleted_at IS NULL AND {recent}), "
+            "count(*) FILTER (WHERE _zoho_deleted_at >= :since) "
+            f"FROM {_quoted(target)}"
+        ),
+        {"since": since},
+    ).one()
+    live, recent_live, recent_deleted = int(row[0]), int(row[1]), int(row[2])
+    low, high = live - recent_live, live + recent_deleted
+    passed = low <= zoho_count <= high
+    verdict = "within" if passed else "outside"
+    return dg.AssetCheckResult(
+        check_name=ROW_COUNT,
+        passed=passed,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=(
+            f"Zoho counts {zoho_count} {target.spec.module} records; {target.table} has {live} live rows, "
+            f"so the count is {verdict} the range [{low}, {high}] that Zoho's {lag.seconds // 60}-minute "
+            "statistics lag allows."
+        ),
+        metadata={
+            "zoho_count": zoho_count,
+            "table_live_rows": live,
+            "difference": zoho_count - live,
+            "rows_modified_within_lag": recent_live,
+            "rows_deleted_within_lag": recent_deleted,
+            "lag_minutes": lag.seconds // 60,
+            "table": target.table,
+        },
+    )
+
+
+def unique_ids_result(conn: sa.Connection, target: CheckTarget) -> dg.AssetCheckResult:
+    """No id appears twice and none is null (the merge relies on both)."""
+    if _table_columns(conn, target) is None:
+        return _missing_table(UNIQUE_IDS, target, dg.AssetCheckSeverity.ERROR)
+    table = _quoted(target)
+    total, distinct, nulls = conn.execute(
+        sa.text(f"SELECT count(*), count(DISTINCT id), count(*) FILTER (WHERE id IS NULL) FROM {table}")
+    ).one()
+    duplicates = [
+        str(value)
+        for (value,) in conn.execute(
+            sa.text(f"SELECT id FROM {table} WHERE id IS NOT NULL GROUP BY id HAVING count(*) > 1 LIMIT 5")
+        )
+    ]
+    extra = int(total) - int(nulls) - int(distinct)
+    passed = extra == 0 and int(nulls) == 0
+    return dg.AssetCheckResult(
+        check_name=UNIQUE_IDS,
+        passed=passed,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=(
+            f"{target.table}: every id is unique." if passed
+            else f"{target.table}: {extra} duplicate and {nulls} null ids."
+        ),
+        metadata={
+            "rows": int(total),
+            "duplicate_rows": extra,
+            "null_ids": int(nulls),
+            "duplicate_ids_sample": ", ".join(duplicates),
+        },
+    )
+
+
+def _last_sync(instance: dg.DagsterInstance, key: dg.AssetKey, partition: str | None) -> datetime | None:
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=key, asset_partitions=[partition] if partition else None), limit=1
+    ).records
+    if not records:
+        return None
+    return datetime.fromtimestamp(records[0].timestamp, tz=timezone.utc)
+
+
+def freshness_result(
+    instance: dg.DagsterInstance, spec: StreamSpec, now: datetime, interval: timedelta
+) -> dg.AssetCheckResult:
+    """Whether today's partition (or the whole full-refresh table) was synced within the interval."""
+    now = now.astimezone(timezone.utc)
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    partition = midnight.strftime("%Y-%m-%d") if spec.incremental else None
+    last = _last_sync(instance, dg.AssetKey(spec.name), partition)
+    # A new day has had nothing to sync before midnight: its age counts from midnight at the earliest.
+    reference = (max(last, midnight) if last else midnight) if partition else last
+    allowed = interval + RUN_ALLOWANCE
+    what = f"partition {partition}" if partition else "table"
+    if reference is None:
+        return dg.AssetCheckResult(
+            check_name=FRESHNESS,
+            passed=False,
+            description=f"{spec.name} has never been synced; materialize it (or start the schedule).",
+            metadata={"allowed_age_minutes": allowed.total_seconds() / 60},
+        )
+    age = now - reference
+    passed = age <= allowed
+    return dg.AssetCheckResult(
+        check_name=FRESHNESS,
+        passed=passed,
+        description=(
+            f"The {what} of {spec.name} is {age.total_seconds() / 60:.1f} minutes old "
+            f"({'within' if passed else 'more than'} the {allowed.total_seconds() / 60:.0f} allowed)."
+        ),
+        metadata={
+            "last_sync": last.isoformat() if last else "never",
+            "age_minutes": round(age.total_seconds() / 60, 2),
+            "allowed_age_minutes": allowed.total_seconds() / 60,
+            "partition": partition or "(unpartitioned)",
+        },
+    )
+
+
+def column_differences(
+    fields: Sequence[dict[str, Any]], columns: Sequence[dict[str, Any]], dialect: sa.Dialect
+) -> dict[str, list[str]]:
+    """Fields without a column, columns of another type than their field now needs, columns of gone fields."""
+    fields = [f for f in fields if f.get("data_type") not in LIST_UNSUPPORTED_TYPES]
+    existing = {str(c["name"]): sc.parse_comment(c.get("comment")) for c in columns}
+    actual = {str(c["name"]): str(c["type"].compile(dialect=dialect)).lower() for c in columns}
+    planned = sc.plan_columns(fields, existing)
+    new = sorted({f"{c.api_name} → {c.name}" for c in planned if c.name not in existing})
+    changed = sorted(
+        f"{c.name} ({c.api_name}): {actual[c.name]} → {_PG_TYPES[c.kind]}"
+        for c in planned
+        if c.name in existing and actual[c.name] != _PG_TYPES[c.kind]
+    )
+    api_names = {str(f.get("api_name")) for f in fields}
+    removed = sorted(
+        f"{name} ({key[0]})"
+        for name, key in existing.items()
+        if name not in BOOKKEEPING and key is not None and key[0] not in api_names
+    )
+    return {"new_fields": new, "changed_types": changed, "removed_fields": removed}
+
+
+def columns_result(
+    conn: sa.Connection, target: CheckTarget, fields: Sequence[dict[str, Any]]
+) -> dg.AssetCheckResult:
+    """A WARN check listing how Zoho's fields and the table's columns differ."""
+    columns = _table_columns(conn, target)
+    if columns is None:
+        return _missing_table(COLUMNS, target, dg.AssetCheckSeverity.WARN)
+    differences = column_differences(fields, columns, conn.dialect)
+    count = sum(len(items) for items in differences.values())
+    summary = "; ".join(
+        f"{kind.replace('_', ' ')}: {', '.join(items)}" for kind, items in differences.items() if items
+    )
+    return dg.AssetCheckResult(
+        check_name=COLUMNS,
+        passed=count == 0,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=(
+            f"{target.table} matches Zoho's {len(fields)} fields." if count == 0
+            else f"{target.table} differs from Zoho's fields ({summary}); the next sync adds new columns."
+        ),
+        metadata={
+            **{kind: dg.MetadataValue.json(items) for kind, items in differences.items()},
+            "differences": count,
+            "zoho_fields": len(fields),
+        },
+    )
+
+
+def check_names(spec: StreamSpec) -> list[str]:
+    """The checks a stream gets: count and columns only where Zoho has a module to compare with."""
+    names = [UNIQUE_IDS, FRESHNESS]
+    if spec.module and spec.incremental:
+        names = [ROW_COUNT, *names, COLUMNS]
+    return names
+
+
+_DESCRIPTIONS = {
+    ROW_COUNT: "Zoho's count API vs live rows, tolerating Zoho's few minutes of statistics lag.",
+    UNIQUE_IDS: "No duplicate and no null ids.",
+    FRESHNESS: "Today's partition (or the table) synced within the freshness interval.",
+    COLUMNS: "Zoho's field metadata vs the table's columns (new, changed, removed); a warning.",
+}
+
+
+def build_stream_checks(
+    target: CheckTarget,
+    zoho_key: str = "zoho_crm",
+    io_manager_key: str = "io_manager",
+    interval_minutes: int | None = None,
+    lag_minutes: int = DEFAULT_LAG_MINUTES,
+) -> dg.AssetChecksDefinition:
+    """One multi-check (one step) with the checks of ``target``'s stream; subsettable."""
+    spec = target.spec
+    key = dg.AssetKey(spec.name)
+    names = check_names(spec)
+    interval = timedelta(minutes=interval_minutes if interval_minutes is not None else freshness_minutes())
+    lag = timedelta(minutes=lag_minutes)
+
+    @dg.multi_asset_check(
+        name=f"{spec.name}_checks",
+        specs=[dg.AssetCheckSpec(name, asset=key, description=_DESCRIPTIONS[name]) for name in names],
+        can_subset=True,
+        required_resource_keys={zoho_key, io_manager_key},
+    )
+    def _checks(context: dg.AssetCheckExecutionContext) -> Iterator[dg.AssetCheckResult]:
+        selected = {check_key.name for check_key in context.selected_asset_check_keys}
+        now = datetime.now(timezone.utc)
+        database_url = getattr(getattr(context.resources, io_manager_key), "database_url", None)
+        engine = make_engine(resolve_database_url(database_url))
+        needs_zoho = selected & {ROW_COUNT, COLUMNS}
+        client = getattr(context.resources, zoho_key).get_client() if needs_zoho else None
+        with engine.connect() as conn:
+            if ROW_COUNT in selected:
+                assert client is not None and spec.module is not None
+                yield row_count_result(conn, target, client.count(spec.module), now, lag)
+            if UNIQUE_IDS in selected:
+                yield unique_ids_result(conn, target)
+            if FRESHNESS in selected:
+                yield freshness_result(context.instance, spec, now, interval)
+            if COLUMNS in selected:
+                assert client is not None and spec.module is not None
+                yield columns_result(conn, target, client.list_fields(spec.module))
+
+    return _checks
+
+
+def build_checks(
+    targets: Sequence[tuple[StreamSpec, Any]],
+    zoho_key: str = "zoho_crm",
+    io_manager_key: str = "io_manager",
+    interval_minutes: int | None = None,
+    lag_minutes: int = DEFAULT_LAG_MINUTES,
+) -> list[dg.AssetChecksDefinition]:
+    """Checks for every ``(spec, "schema.table")`` pair, e.g. the result of ``load_replication()``."""
+    return [
+        build_stream_checks(
+            CheckTarget(spec, str(table)), zoho_key, io_manager_key, interval_minutes, lag_minutes
+        )
+        for spec, table in targets
+    ]
