@@ -19,13 +19,14 @@ its database URL, and map fields to columns with the writer's own rules (:mod:`z
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, time, timedelta, timezone
 from typing import Any
 
 import dagster as dg
 import sqlalchemy as sa
 
 from zoho_dagster.automation import freshness_minutes
+from zoho_dagster.partitions import anchor_date
 from zoho_dagster.postgres import schema as sc
 from zoho_dagster.postgres.embedded import resolve_database_url
 from zoho_dagster.postgres.engine import make_engine
@@ -98,23 +99,33 @@ def _missing_table(
 
 
 def row_count_result(
-    conn: sa.Connection, target: CheckTarget, zoho_count: int, now: datetime, lag: timedelta
+    conn: sa.Connection,
+    target: CheckTarget,
+    zoho_count: int,
+    now: datetime,
+    lag: timedelta,
+    history_start: datetime | None = None,
 ) -> dg.AssetCheckResult:
-    """Compare Zoho's count with the table, tolerating the rows Zoho's late statistics may not reflect yet."""
+    """Compare Zoho's count with the table, tolerating the rows Zoho's late statistics may not reflect yet.
+
+    ``history_start`` (the anchor) bounds both sides: ``zoho_count`` must then be Zoho's count of records
+    modified since it, and only rows modified since it are counted, because older records are never synced.
+    """
     columns = _table_columns(conn, target)
     if columns is None:
         return _missing_table(ROW_COUNT, target, dg.AssetCheckSeverity.ERROR)
     cursor = _cursor_column(columns, target.spec.cursor_field)
     since = now - lag
     recent = f'"{cursor}" >= :since' if cursor else "false"
+    in_history = f'"{cursor}" >= :history_start' if cursor and history_start else "true"
     row = conn.execute(
         sa.text(
-            "SELECT count(*) FILTER (WHERE _zoho_deleted_at IS NULL), "
-            f"count(*) FILTER (WHERE _zoho_deleted_at IS NULL AND {recent}), "
+            f"SELECT count(*) FILTER (WHERE _zoho_deleted_at IS NULL AND {in_history}), "
+            f"count(*) FILTER (WHERE _zoho_deleted_at IS NULL AND {in_history} AND {recent}), "
             "count(*) FILTER (WHERE _zoho_deleted_at >= :since) "
             f"FROM {_quoted(target)}"
         ),
-        {"since": since},
+        {"since": since, "history_start": history_start},
     ).one()
     live, recent_live, recent_deleted = int(row[0]), int(row[1]), int(row[2])
     low, high = live - recent_live, live + recent_deleted
@@ -287,6 +298,15 @@ _DESCRIPTIONS = {
 }
 
 
+def _history_start(context: dg.AssetCheckExecutionContext, key: dg.AssetKey) -> datetime:
+    """Where the asset's synced history starts: its partitions' first day (the anchor date)."""
+    asset_graph = context.op_execution_context.job_def.asset_layer.asset_graph
+    partitions = asset_graph.get(key).partitions_def if asset_graph.has(key) else None
+    if isinstance(partitions, dg.TimeWindowPartitionsDefinition):
+        return partitions.start.astimezone(timezone.utc)
+    return datetime.combine(anchor_date(), time.min, tzinfo=timezone.utc)
+
+
 def build_stream_checks(
     target: CheckTarget,
     zoho_key: str = "zoho_crm",
@@ -317,7 +337,9 @@ def build_stream_checks(
         with engine.connect() as conn:
             if ROW_COUNT in selected:
                 assert client is not None and spec.module is not None
-                yield row_count_result(conn, target, client.count(spec.module), now, lag)
+                history_start = _history_start(context, key)
+                zoho_count = client.count(spec.module, modified_since=history_start)
+                yield row_count_result(conn, target, zoho_count, now, lag, history_start)
             if UNIQUE_IDS in selected:
                 yield unique_ids_result(conn, target)
             if FRESHNESS in selected:

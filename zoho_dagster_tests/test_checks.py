@@ -223,3 +223,26 @@ def test_checks_on_a_table_not_synced_yet(database_url: str) -> None:
         result = unique_ids_result(conn, TARGET)
     assert not result.passed
     assert result.description == "zoho_crm.leads does not exist yet; materialize leads first."
+
+
+def test_row_count_counts_only_the_history_since_the_anchor(
+    simulator: object, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the anchor inside the history, older records are never synced; the check must still pass."""
+    modified = sorted(
+        datetime.fromisoformat(record["Modified_Time"]).astimezone(UTC)
+        for record in live_truth(simulator, "Leads")
+    )
+    anchor = modified[len(modified) // 2].date()
+    monkeypatch.setenv("ZOHO_CRM_ANCHOR_DATE", anchor.isoformat())
+    since_anchor = sum(1 for moment in modified if moment.date() >= anchor)
+    assert 0 < since_anchor < len(modified)
+    with dg.instance_for_test() as instance:
+        result = materialize_range(
+            LEADS, simulator, database_url, anchor, instance, extra=build_checks(LEADS, interval_minutes=60)
+        )
+    checks = evaluations(result)
+    count = checks[ROW_COUNT]
+    assert count.passed, count.description
+    assert count.metadata["zoho_count"].value == since_anchor
+    assert count.metadata["table_live_rows"].value == since_anchor

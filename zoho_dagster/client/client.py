@@ -120,10 +120,19 @@ class ZohoClient:
         )
         return list((answer.body or {}).get("fields") or [])
 
-    def count(self, module: str) -> int:
-        """Zoho's record count of ``module`` (refreshed by Zoho with a few minutes' delay)."""
+    def count(self, module: str, modified_since: datetime | None = None) -> int:
+        """Zoho's record count of ``module`` (refreshed by Zoho with a few minutes' delay).
+
+        ``modified_since`` counts only records with ``Modified_Time >= modified_since``: the synced history
+        starts at the anchor date, so a count of the whole module could never match the table.
+        """
+        params: dict[str, str] = {}
+        if modified_since is not None:
+            params["criteria"] = f"(Modified_Time:greater_equal:{header_datetime(modified_since)})"
         answer = self.http.get(
-            f"/{module}/actions/count", Need("ZohoSearch.securesearch.READ", f"the record count of {module}")
+            f"/{module}/actions/count",
+            Need("ZohoSearch.securesearch.READ", f"the record count of {module}"),
+            params=params,
         )
         return int((answer.body or {}).get("count") or 0)
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from itertools import islice
 from typing import Any
 
+from .clock import parse_time
 from .context import Request
 from .errors import ApiError, EmptyResponse, invalid_module
 from .schema import ModuleSpec, module_spec
@@ -201,7 +203,26 @@ def count(req: Request, name: str) -> tuple[int, Any]:
     """`/{Module}/actions/count` needs ZohoSearch.securesearch.READ and module read (reference §3.5)."""
     spec = resolve_module(req, name)
     req.require("ZohoSearch.securesearch.READ", "ZohoSearch.securesearch.ALL")
-    return 200, {"count": req.org.store.count(spec.api_name)}
+    criteria = req.params.get("criteria")
+    since = None if criteria is None else _modified_since_criteria(criteria)
+    return 200, {"count": req.org.store.count(spec.api_name, since)}
+
+
+_MODIFIED_SINCE = re.compile(r"^\(Modified_Time:greater_equal:(?P<value>[^()]+)\)$")
+
+
+def _modified_since_criteria(criteria: str) -> float:
+    """The instant of ``(Modified_Time:greater_equal:<ISO-8601>)``: the one criterion the sync counts with.
+
+    Zoho's count API takes search criteria (reference §3.5, §3.7). Strictest plausible: any other criterion is
+    refused with INVALID_QUERY instead of being ignored, so a client cannot rely on a filter this simulator
+    would not apply.
+    """
+    match = _MODIFIED_SINCE.match(criteria.strip())
+    since = parse_time(match.group("value")) if match else None
+    if since is None:
+        raise ApiError(400, "INVALID_QUERY", "invalid query formed", {"param_name": "criteria"})
+    return since
 
 
 def deleted(req: Request, name: str) -> tuple[int, Any]:

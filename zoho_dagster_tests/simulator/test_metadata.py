@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 from zoho_dagster.simulator import RunningSimulator
 
 from .helpers import error, get, token
@@ -86,6 +88,22 @@ def test_users(sim: RunningSimulator) -> None:
 def test_count(sim: RunningSimulator) -> None:
     resp = get(sim.primary, "/crm/v6/Contacts/actions/count", token(sim.primary))
     assert resp.json() == {"count": len(sim.control.truth("Contacts")["data"])}
+
+
+def test_count_with_a_modified_time_criterion(sim: RunningSimulator) -> None:
+    """``criteria`` bounds the count (reference §3.5); datetimes as in search criteria (§3.7)."""
+    records = sim.control.truth("Contacts")["data"]
+    moments = sorted(datetime.fromisoformat(r["Modified_Time"]).astimezone(timezone.utc) for r in records)
+    since = moments[len(moments) // 3]
+    criteria = f"(Modified_Time:greater_equal:{since.isoformat()})"
+    resp = get(sim.primary, "/crm/v6/Contacts/actions/count", token(sim.primary), {"criteria": criteria})
+    assert resp.json() == {"count": sum(1 for moment in moments if moment >= since)}
+
+
+def test_count_refuses_a_criterion_it_cannot_apply(sim: RunningSimulator) -> None:
+    params = {"criteria": "(Last_Name:equals:Boyle)"}
+    resp = get(sim.primary, "/crm/v6/Contacts/actions/count", token(sim.primary), params)
+    assert resp.status_code == 400 and error(resp)["code"] == "INVALID_QUERY"
 
 
 def test_deleted_records(sim: RunningSimulator) -> None:
