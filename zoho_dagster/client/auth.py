@@ -19,7 +19,7 @@ from zoho_dagster.client.errors import ZohoAuthError, ZohoConfigError
 from zoho_dagster.client.policy import RetryPolicy
 from zoho_dagster.client.redact import mask, redact, register_secret
 from zoho_dagster.client.regions import other_regions
-from zoho_dagster.client.token_store import Sealer, TokenStore, cache_key
+from zoho_dagster.client.token_store import Sealer, StoredToken, TokenStore, cache_key
 
 log = logging.getLogger(__name__)
 
@@ -229,27 +229,30 @@ class TokenProvider:
             return None
         return AccessToken(value, api_domain, time.monotonic() + remaining - refresh_margin(lifetime))
 
+    def _adopt(self, stored: StoredToken | None, rejected: str | None) -> AccessToken | None:
+        """Take a stored token as ours when it is not the rejected one and still fresh enough."""
+        if stored is None or stored.value == rejected:
+            return None
+        usable = self._usable(stored.value, stored.api_domain, stored.lifetime, stored.remaining)
+        if usable is not None:
+            register_secret(usable.value)
+            self._current = usable
+        return usable
+
     def token(self, rejected: str | None = None) -> AccessToken:
         """A token fresh for at least the refresh margin and different from ``rejected`` (a 401'd token)."""
         with self._lock:
             current = self._current
             if current is not None and current.fresh and current.value != rejected:
                 return current
-            stored = self.store.read(self.key)
-            if stored is not None and stored.value != rejected:
-                usable = self._usable(stored.value, stored.api_domain, stored.lifetime, stored.remaining)
-                if usable is not None:
-                    register_secret(usable.value)
-                    self._current = usable
-                    return usable
+            adopted = self._adopt(self.store.read(self.key), rejected)
+            if adopted is not None:
+                return adopted
             with self.store.locked(self.key) as row:
-                stored = row.read()  # another process may have minted while we waited for the lock
-                if stored is not None and stored.value != rejected:
-                    usable = self._usable(stored.value, stored.api_domain, stored.lifetime, stored.remaining)
-                    if usable is not None:
-                        register_secret(usable.value)
-                        self._current = usable
-                        return usable
+                # another process may have minted while we waited for the lock
+                adopted = self._adopt(row.read(), rejected)
+                if adopted is not None:
+                    return adopted
                 value, api_domain, lifetime = self.minter.mint()
                 row.write(value, api_domain or "", lifetime)
                 self._current = AccessToken(

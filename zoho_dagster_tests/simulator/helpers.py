@@ -52,3 +52,21 @@ def client_org(sim: Any, scopes: list[str], admin: bool = True) -> dict[str, Any
     """A primary-org dict whose credentials belong to a new client with `scopes`."""
     creds = sim.control.add_client(scopes, admin=admin)
     return {**sim.primary, **creds}
+
+
+RECORD_MODULES = (
+    "Leads",
+    "Contacts",
+    "Accounts",
+    "Deals",
+    "Tasks",
+    "Events",
+    "Calls",
+    "Campaigns",
+    "Products",
+    "Quotes",
+    "Vendors",
+    "Notes",
+    "Vehicles",
+)
+"""The record modules the simulator must serve: the twelve of reference §3.1 and the custom one."""

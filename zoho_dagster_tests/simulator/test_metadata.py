@@ -6,23 +6,9 @@ from datetime import datetime, timezone
 
 from zoho_dagster.simulator import RunningSimulator
 
-from .helpers import error, get, token
+from .helpers import RECORD_MODULES, error, get, token
 
-MODULES = [
-    "Leads",
-    "Contacts",
-    "Accounts",
-    "Deals",
-    "Tasks",
-    "Events",
-    "Calls",
-    "Campaigns",
-    "Products",
-    "Quotes",
-    "Vendors",
-    "Notes",
-    "Vehicles",
-]
+MODULES = RECORD_MODULES
 
 
 def test_settings_modules(sim: RunningSimulator) -> None:

@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 
 from zoho_dagster.simulator import RunningSimulator
 
-from .helpers import get, token
+from .helpers import RECORD_MODULES, get, token
 
 OFFSET = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d$")
 
@@ -82,22 +82,7 @@ def test_datetimes_carry_the_owners_offset(sim: RunningSimulator) -> None:
 
 
 def test_every_module_has_system_fields(sim: RunningSimulator) -> None:
-    modules = [
-        "Leads",
-        "Contacts",
-        "Accounts",
-        "Deals",
-        "Tasks",
-        "Events",
-        "Calls",
-        "Campaigns",
-        "Products",
-        "Quotes",
-        "Vendors",
-        "Notes",
-        "Vehicles",
-    ]
-    for module in modules:
+    for module in RECORD_MODULES:
         rec = sim.control.truth(module)["data"][0]
         assert {"Modified_Time", "Created_Time", "Owner", "Created_By", "Modified_By", "id"} <= set(rec), (
             module
