@@ -28,7 +28,7 @@ def test_demo_smoke_ends_with_match(tmp_path: Path, database_url: str) -> None:
     lines = completed.stdout.strip().splitlines()
     assert lines[-1].endswith("match.")
     assert any(line.strip().startswith("leads") and "API calls" in line for line in lines)
-    assert sum(line.rstrip().endswith("| match") for line in lines) == 12
+    assert sum(line.rstrip().endswith("| match") for line in lines) == 14  # every stream of the catalog
 
 
 def test_check_passes_against_the_simulator(

@@ -7,6 +7,7 @@ from typing import Any
 
 from .accounts import ALL_SCOPES
 from .errors import ApiError
+from .metadata_api import module_rows
 from .schema import module_spec
 from .state import Simulator
 
@@ -42,6 +43,11 @@ def handle(
         permanent = params.get("permanent", "false").lower() == "true"
         org.store.delete(_module(parts[1]), parts[2], permanent)
         return 200, {"id": parts[2]}
+    if route == ("GET", "truth", 2) and parts[1] == "users":
+        users = [{"id": u.id, "full_name": u.full_name, "email": u.email} for u in org.users]
+        return 200, {"data": users, "deleted": []}
+    if route == ("GET", "truth", 2) and parts[1] == "modules":
+        return 200, {"data": module_rows(org), "deleted": []}
     if route == ("GET", "truth", 2):
         return 200, org.store.truth(_module(parts[1]))
     if route == ("GET", "stats", 1):

@@ -7,6 +7,7 @@ from typing import Any
 from .context import Request
 from .errors import ApiError, EmptyResponse
 from .schema import MODULES, FieldSpec, ModuleSpec, module_spec
+from .state import Org
 
 USER_TYPES = (
     "AllUsers",
@@ -92,7 +93,7 @@ def users(req: Request) -> tuple[int, Any]:
     return 200, {"users": rows, "info": info}
 
 
-def _module_row(req: Request, spec: ModuleSpec) -> dict[str, Any]:
+def _module_row(org: Org, spec: ModuleSpec) -> dict[str, Any]:
     return {
         "api_name": spec.api_name,
         "module_name": spec.plural,
@@ -100,7 +101,7 @@ def _module_row(req: Request, spec: ModuleSpec) -> dict[str, Any]:
         "singular_label": spec.singular,
         "api_supported": True,
         "generated_type": spec.generated_type,
-        "id": str(int(req.org.store.gen.prefix) * 10**12 + spec.number * 10**4 + 125),
+        "id": str(int(org.store.gen.prefix) * 10**12 + spec.number * 10**4 + 125),
         "visibility": 1,
         "status": "visible",
         "viewable": True,
@@ -110,7 +111,7 @@ def _module_row(req: Request, spec: ModuleSpec) -> dict[str, Any]:
         "convertable": spec.api_name == "Leads",
         "show_as_tab": True,
         "modified_time": None,
-        "profiles": [{"name": "Administrator", "id": str(int(req.org.users[0].id) + 9)}],
+        "profiles": [{"name": "Administrator", "id": str(int(org.users[0].id) + 9)}],
         "parent_module": {},
         "recycle_bin_on_delete": True,
     }
@@ -129,22 +130,27 @@ def modules(req: Request, name: str | None = None) -> tuple[int, Any]:
             raise ApiError(
                 400, "INVALID_MODULE", "the module name given seems to be invalid", {"resource_path_index": 0}
             )
-        return 200, {"modules": [_module_row(req, spec)]}
-    rows = [_module_row(req, spec) for spec in MODULES]
+        return 200, {"modules": [_module_row(req.org, spec)]}
+    return 200, {"modules": module_rows(req.org)}
+
+
+def module_rows(org: Org) -> list[dict[str, Any]]:
+    """Every module of ``org`` as ``/settings/modules`` lists it (also the ``modules`` stream's truth)."""
+    rows = [_module_row(org, spec) for spec in MODULES]
     for number, (api_name, label) in enumerate(NON_API_MODULES):
         rows.append(
             {
-                **_module_row(req, MODULES[0]),
+                **_module_row(org, MODULES[0]),
                 "api_name": api_name,
                 "module_name": label,
                 "plural_label": label,
                 "singular_label": label,
                 "api_supported": False,
                 "convertable": False,
-                "id": str(int(req.org.store.gen.prefix) * 10**12 + 900 + number),
+                "id": str(int(org.store.gen.prefix) * 10**12 + 900 + number),
             }
         )
-    return 200, {"modules": rows}
+    return rows
 
 
 def _field_row(req: Request, spec: ModuleSpec, number: int, f: FieldSpec) -> dict[str, Any]:

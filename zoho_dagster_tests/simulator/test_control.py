@@ -41,6 +41,15 @@ def test_truth_equals_api_rendering(sim: RunningSimulator) -> None:
         assert row == {k: truth[row["id"]][k] for k in row}
 
 
+def test_truth_of_users_and_modules_matches_the_api(sim: RunningSimulator) -> None:
+    """The two full-refresh streams have a truth too, so the demo can compare every table."""
+    org, tok = sim.primary, token(sim.primary)
+    users = get(org, "/crm/v6/users", tok, {"type": "AllUsers"}).json()["users"]
+    assert {u["id"] for u in sim.control.truth("users")["data"]} == {u["id"] for u in users}
+    modules = get(org, "/crm/v6/settings/modules", tok).json()["modules"]
+    assert sim.control.truth("modules")["data"] == modules
+
+
 def test_reset_restores_seeded_state(sim: RunningSimulator) -> None:
     before = sim.control.truth("Vendors")
     sim.control.create("Vendors", {"Vendor_Name": "X"})
