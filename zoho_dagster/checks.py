@@ -25,7 +25,7 @@ from typing import Any
 import dagster as dg
 import sqlalchemy as sa
 
-from zoho_dagster.automation import freshness_minutes
+from zoho_dagster.automation import automation_enabled, freshness_cron, freshness_minutes
 from zoho_dagster.partitions import anchor_date
 from zoho_dagster.postgres import schema as sc
 from zoho_dagster.postgres.embedded import resolve_database_url
@@ -365,3 +365,34 @@ def build_checks(
         )
         for spec, table in targets
     ]
+
+
+FRESHNESS_CHECKS_JOB = "zoho_crm_freshness_checks_job"
+FRESHNESS_CHECKS_SCHEDULE = "zoho_crm_freshness_checks_schedule"
+
+
+def build_freshness_check_schedule(
+    specs: Sequence[StreamSpec], minutes: int | None = None, enabled: bool | None = None
+) -> dg.ScheduleDefinition:
+    """Runs the freshness checks on their own, on the freshness schedule's cadence.
+
+    Run with a materialization the freshness check passes by construction; run alone it is what notices a
+    sync that stopped (a failed run, a stopped daemon). It reads only Dagster's event log: no Zoho credits.
+    Started and stopped with the sync schedule (``ZOHO_DAGSTER_AUTOMATION``).
+    """
+    interval = minutes if minutes is not None else freshness_minutes()
+    running = automation_enabled() if enabled is None else enabled
+    keys = [dg.AssetCheckKey(dg.AssetKey(spec.name), FRESHNESS) for spec in specs]
+    job = dg.define_asset_job(
+        FRESHNESS_CHECKS_JOB,
+        selection=dg.AssetSelection.checks(*keys),
+        description="Only the freshness checks of every stream: is each table's open partition recent?",
+    )
+    return dg.ScheduleDefinition(
+        name=FRESHNESS_CHECKS_SCHEDULE,
+        job=job,
+        cron_schedule=freshness_cron(interval),
+        execution_timezone="UTC",
+        default_status=dg.DefaultScheduleStatus.RUNNING if running else dg.DefaultScheduleStatus.STOPPED,
+        description=f"Every {interval} min (UTC): the freshness checks alone, so a stalled sync shows up.",
+    )

@@ -11,7 +11,7 @@ import dagster as dg
 
 from zoho_dagster.assets import build_stream_assets
 from zoho_dagster.automation import build_automation
-from zoho_dagster.checks import build_checks
+from zoho_dagster.checks import build_checks, build_freshness_check_schedule
 from zoho_dagster.partitions import daily_partitions
 from zoho_dagster.postgres.io_manager import PostgresIOManager
 from zoho_dagster.replication import load_replication
@@ -27,7 +27,7 @@ def build_definitions() -> dg.Definitions:
         assets=build_stream_assets(specs, {r.spec.name: str(r.target) for r in replicated}),
         asset_checks=build_checks(replicated),
         jobs=jobs,
-        schedules=schedules,
+        schedules=[*schedules, build_freshness_check_schedule(specs)],
         sensors=sensors,
         resources={"zoho_crm": ZohoCRMResource.from_env(), "io_manager": PostgresIOManager()},
     )

@@ -246,3 +246,31 @@ def test_row_count_counts_only_the_history_since_the_anchor(
     assert count.passed, count.description
     assert count.metadata["zoho_count"].value == since_anchor
     assert count.metadata["table_live_rows"].value == since_anchor
+
+
+def test_the_freshness_checks_run_alone_on_a_schedule(simulator: object, database_url: str) -> None:
+    """The checks-only job notices a stream whose open partition was never synced, and passes after a sync."""
+    from zoho_dagster.checks import FRESHNESS_CHECKS_JOB, build_freshness_check_schedule
+
+    defs = dg.Definitions(
+        assets=build_one_partition(),
+        asset_checks=build_checks(LEADS, interval_minutes=5),
+        schedules=[build_freshness_check_schedule([stream("leads")], minutes=5, enabled=False)],
+        resources=resources(simulator, database_url),
+    )
+    job = defs.resolve_job_def(FRESHNESS_CHECKS_JOB)
+    with dg.instance_for_test() as instance:
+        before = datetime.now(UTC)
+        stale = job.execute_in_process(instance=instance, raise_on_error=False)
+        (evaluation,) = stale.get_asset_check_evaluations()
+        assert evaluation.check_name == FRESHNESS
+        if before - before.replace(hour=0, minute=0, second=0, microsecond=0) > timedelta(minutes=5):
+            assert not evaluation.passed, evaluation.description
+        assert dg.materialize(
+            build_one_partition(), partition_key=today_key(), instance=instance,
+            resources=resources(simulator, database_url),
+        ).success
+        fresh = job.execute_in_process(instance=instance)
+        (evaluation,) = fresh.get_asset_check_evaluations()
+        assert evaluation.passed, evaluation.description
+        assert not fresh.get_asset_materialization_events()  # the checks alone: nothing was synced again
