@@ -70,3 +70,6 @@ RECORD_MODULES = (
     "Vehicles",
 )
 """The record modules the simulator must serve: the twelve of reference §3.1 and the custom one."""
+
+INVALID_TOKEN = {"code": "INVALID_TOKEN", "details": {}, "message": "invalid oauth token", "status": "error"}
+"""The 401 body for an expired or unknown access token (reference §1.7)."""

@@ -8,7 +8,7 @@ import requests
 
 from zoho_dagster.simulator import RunningSimulator
 
-from .helpers import SESSION, get, grant, token
+from .helpers import INVALID_TOKEN, SESSION, get, grant, token
 
 THROTTLE_BODY = {
     "error_description": "You have made too many requests continuously. Please try again after some time.",
@@ -126,12 +126,7 @@ def test_token_lifetime_default_and_expiry(sim: RunningSimulator) -> None:
     sim.control.advance_clock(3601)
     resp = get(org, "/crm/v6/Leads", tok, {"fields": "Last_Name", "per_page": 1})
     assert resp.status_code == 401
-    assert resp.json() == {
-        "code": "INVALID_TOKEN",
-        "details": {},
-        "message": "invalid oauth token",
-        "status": "error",
-    }
+    assert resp.json() == INVALID_TOKEN
 
 
 def test_token_lifetime_configurable() -> None:

@@ -6,7 +6,7 @@ import pytest
 
 from zoho_dagster.simulator import RunningSimulator
 
-from .helpers import client_org, get, token
+from .helpers import INVALID_TOKEN, client_org, get, token
 
 SCOPE_MISMATCH = {
     "code": "OAUTH_SCOPE_MISMATCH",
@@ -30,12 +30,7 @@ def test_missing_token(sim: RunningSimulator) -> None:
 def test_unknown_token(sim: RunningSimulator) -> None:
     resp = get(sim.primary, "/crm/v6/Leads", "1000.unknown", {"fields": "Last_Name"})
     assert resp.status_code == 401
-    assert resp.json() == {
-        "code": "INVALID_TOKEN",
-        "details": {},
-        "message": "invalid oauth token",
-        "status": "error",
-    }
+    assert resp.json() == INVALID_TOKEN
 
 
 CASES = [
