@@ -162,28 +162,22 @@ def schedule_run_requests(
     tick = now.strftime("%Y-%m-%dT%H:%MZ")
     requests: list[dg.RunRequest] = []
     first_start = _first_partition_start(partitions_def)
-    if incremental and now >= first_start:
-        today = _partition_key(partitions_def, now)
-        requests.append(
-            dg.RunRequest(
-                run_key=f"open:{today}:{tick}",
-                partition_key=today,
-                asset_selection=[dg.AssetKey(name) for name in incremental],
-                tags={"zoho_dagster/trigger": "freshness"},
-            )
+
+    def partition_run(kind: str, partition: str, trigger: str) -> dg.RunRequest:
+        return dg.RunRequest(
+            run_key=f"{kind}:{partition}:{tick}",
+            partition_key=partition,
+            asset_selection=[dg.AssetKey(name) for name in incremental],
+            tags={"zoho_dagster/trigger": trigger},
         )
+
+    if incremental and now >= first_start:
+        requests.append(partition_run("open", _partition_key(partitions_def, now), "freshness"))
         midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
         yesterday_moment = midnight - timedelta(seconds=1)
         if now - midnight < CLOSING_WINDOW and yesterday_moment >= first_start:
             yesterday = _partition_key(partitions_def, yesterday_moment)
-            requests.append(
-                dg.RunRequest(
-                    run_key=f"close:{yesterday}:{tick}",
-                    partition_key=yesterday,
-                    asset_selection=[dg.AssetKey(name) for name in incremental],
-                    tags={"zoho_dagster/trigger": "close-day"},
-                )
-            )
+            requests.append(partition_run("close", yesterday, "close-day"))
     if full_refresh:
         requests.append(
             dg.RunRequest(
