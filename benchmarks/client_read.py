@@ -2,7 +2,8 @@
 
 Starts the simulator in a subprocess with ``--records N`` Leads (every field, so more than one 50-field pass),
 reads the widest window through ``ZohoClient.iter_records`` and consumes it page by page like the IO manager,
-holding nothing. Prints records/s, calls and credits per 10,000 records, tracemalloc's peak and ru_maxrss.
+holding nothing. The token stays in the client's in-memory cache (no database is needed). Prints records/s,
+calls and credits per 10,000 records, tracemalloc's peak and ru_maxrss.
 
     .venv/bin/python benchmarks/client_read.py [--records 200000] [--rps 100] [--concurrency 3]
 
@@ -13,7 +14,6 @@ import argparse
 import math
 import resource
 import sys
-import tempfile
 import time
 import tracemalloc
 from datetime import datetime, timezone
@@ -33,15 +33,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    import pgserver
-
     from zoho_dagster.simulator import run_simulator
 
-    with (
-        tempfile.TemporaryDirectory() as pgdata,
-        run_simulator(records=args.records, latency_ms=args.latency_ms) as sim,
-    ):
-        server = pgserver.get_server(pgdata, cleanup_mode="stop")
+    with run_simulator(records=args.records, latency_ms=args.latency_ms) as sim:
         org = sim.primary
         client = ZohoClient(
             ClientConfig(
@@ -52,7 +46,6 @@ def main(argv: list[str] | None = None) -> int:
                     region=org["region"],
                     soid=org["soid"],
                 ),
-                database_url=server.get_uri(),
                 api_domain=org["api_domain"],
                 requests_per_second=args.rps,
                 max_concurrency=args.concurrency,
@@ -72,7 +65,6 @@ def main(argv: list[str] | None = None) -> int:
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
         server_stats = sim.control.stats()
-        server.cleanup()
     passes = math.ceil((len(fields) - 1) / 49)
     per_10k = 10_000 / max(records, 1)
     maxrss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -15,7 +15,6 @@ limit is the real bottleneck: 5 requests/s by default, as for Zoho.
 
 import argparse
 import json
-import os
 import resource
 import sys
 import tempfile
@@ -27,7 +26,9 @@ from pathlib import Path
 def run(leads: int, requests_per_second: float, streams: list[str] | None, latency_ms: int) -> dict:
     import pgserver
 
-    from zoho_dagster import cli
+    from zoho_dagster import environment
+    from zoho_dagster.cli.common import point_at_simulator, simulator
+    from zoho_dagster.cli.demo import compare, sync_all
     from zoho_dagster.partitions import anchor_date
     from zoho_dagster.streams import CATALOG
 
@@ -37,14 +38,14 @@ def run(leads: int, requests_per_second: float, streams: list[str] | None, laten
         server = pgserver.get_server(Path(directory), cleanup_mode="stop")
         try:
             url = server.get_uri()
-            os.environ["ZOHO_DAGSTER_DATABASE_URL"] = url
-            with cli._simulator(leads, 1, latency_ms) as simulator:
-                cli._point_at_simulator(simulator.primary)
+            environment.export_database_url(url)
+            with simulator(leads, 1, latency_ms) as running:
+                point_at_simulator(running.primary)
                 started = time.monotonic()
-                runs = cli._sync_all(specs, tables, requests_per_second)
+                runs = sync_all(specs, tables, requests_per_second)
                 elapsed = time.monotonic() - started
                 memory = _memory("sync")
-                matched = cli._compare(simulator, specs, tables, anchor_date(), url)
+                matched = compare(running, specs, tables, anchor_date(), url)
         finally:
             server.cleanup()
     rows = sum(r.rows for r in runs)

@@ -1,31 +1,34 @@
-"""One Dagster asset per stream, built by a factory over :class:`~zoho_dagster.streams.StreamSpec`.
+"""One Dagster asset per stream, built by a factory over replicated streams.
 
 Why a factory: the catalog, custom modules found by discovery and user-renamed targets all become assets the
-same way. Each asset only describes what to fetch and returns a lazy ``RecordStream``; the Postgres IO manager
+same way, and the :class:`~zoho_dagster.translator.DagsterZohoTranslator` decides their key, group and
+metadata. Each asset only describes what to fetch and returns a lazy ``RecordStream``; the Postgres IO manager
 pulls the pages inside its transaction, so nothing fetched is held in memory and a failure anywhere writes
 nothing.
 
 Incremental streams are daily-partitioned on ``Modified_Time`` with a single-run backfill policy: a backfill
-of many days is one run and one pass over the API for ``[first day, last day + 1)``.
+of many days is one run and one pass over the API for ``[first day, last day + 1)``. The window is worked out
+here, once, and travels to the IO manager in the ``RecordStream``.
 """
 
+import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from datetime import date, datetime, timezone
+from datetime import date
 
 import dagster as dg
 
-from zoho_dagster.partitions import daily_partitions
-from zoho_dagster.postgres.io_manager import CURSOR_FIELD_KEY, TARGET_TABLE_KEY
-from zoho_dagster.record_stream import CallStats, RecordStream
+from zoho_dagster.client import CallStats, listable_fields
+from zoho_dagster.failures import zoho_errors_as_failures
+from zoho_dagster.partitions import daily_partitions, utc_window
+from zoho_dagster.postgres.tables import TableName
+from zoho_dagster.record_stream import RecordStream
+from zoho_dagster.replication import ReplicatedStream, replicated
 from zoho_dagster.resource import ZohoCRMResource
 from zoho_dagster.streams import CATALOG, StreamSpec
+from zoho_dagster.translator import DagsterZohoTranslator
 
-GROUP = "zoho_crm"
 POOL = "zoho_crm_api"
-KINDS = {"zoho_crm", "postgres"}
-
-LIST_UNSUPPORTED_TYPES = {"subform", "multiselectlookup", "multiuserlookup"}
-"""Zoho leaves these out of list responses (reference §3.3, §7.8); asking for them only costs field slots."""
+IO_MANAGER_KEY = "io_manager"
 
 USER_FIELDS: list[dict] = [
     {"api_name": name, "data_type": data_type}
@@ -64,14 +67,6 @@ MODULE_FIELDS: list[dict] = [
 ]
 
 
-def default_table(spec: StreamSpec) -> str:
-    return f"zoho_crm.{spec.name}"
-
-
-def _utc(moment: datetime) -> datetime:
-    return datetime.fromtimestamp(moment.timestamp(), tz=timezone.utc)
-
-
 class _Meter:
     """Copies the client's running call counts into the stream's stats as pages are consumed.
 
@@ -98,16 +93,13 @@ class _Meter:
 def _record_stream(
     context: dg.AssetExecutionContext, spec: StreamSpec, zoho_crm: ZohoCRMResource
 ) -> RecordStream:
-    client = zoho_crm.get_client()
+    client = zoho_crm.get_client(announce=context.log.info)
     stream = RecordStream(stream=spec.name, module=spec.module, mode=spec.mode, fields=[], pages=[])
     meter = _Meter(client.stats, stream.stats)
     if spec.incremental:
         assert spec.module is not None
-        window = context.partition_time_window
-        start, end = _utc(window.start), _utc(window.end)
-        fields = [
-            f for f in client.list_fields(spec.module) if f.get("data_type") not in LIST_UNSUPPORTED_TYPES
-        ]
+        start, end = utc_window(context.partition_time_window)
+        fields = listable_fields(client.list_fields(spec.module))
         names = [str(f["api_name"]) for f in fields if f.get("api_name") and f.get("api_name") != "id"]
         context.log.info(
             f"{spec.name}: Modified_Time in [{start.isoformat()}, {end.isoformat()}), {len(names)} fields"
@@ -131,46 +123,72 @@ def _record_stream(
     return stream
 
 
-def build_stream_asset(
-    spec: StreamSpec,
-    table: str | None = None,
-    partitions_def: dg.PartitionsDefinition | None = None,
-) -> dg.AssetsDefinition:
-    """One stream's asset: key = stream name, written by the ``io_manager`` into ``table`` (schema.table)."""
-    metadata: dict[str, str] = {TARGET_TABLE_KEY: table or default_table(spec)}
-    if spec.cursor_field:
-        metadata[CURSOR_FIELD_KEY] = spec.cursor_field
-    partitioned = spec.incremental
-    source = f"Zoho CRM module {spec.module}" if spec.module else f"Zoho CRM {spec.name}"
-    how = "incremental on Modified_Time, daily partitions (UTC)" if partitioned else "full refresh"
+def _single_run_backfills() -> dg.BackfillPolicy:
+    """Dagster's single-run backfill policy, without the BetaWarning it prints on every build.
 
-    @dg.asset(
-        name=spec.name,
-        group_name=GROUP,
-        kinds=KINDS,
+    The policy is what makes a year's backfill one run and one pass over the API (docs/design.md §3); the
+    warning only says the API is beta, which the project accepts (docs/dagster.md), and it would otherwise
+    print once per stream on every load.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=dg.BetaWarning)
+        return dg.BackfillPolicy.single_run()
+
+
+def build_stream_asset(
+    spec: StreamSpec | ReplicatedStream,
+    table: str | TableName | None = None,
+    partitions_def: dg.PartitionsDefinition | None = None,
+    translator: DagsterZohoTranslator | None = None,
+    retry_policy: dg.RetryPolicy | None = None,
+) -> dg.AssetsDefinition:
+    """One stream's asset, written by the ``io_manager`` into ``table`` (default ``zoho_crm.<stream>``).
+
+    ``translator`` gives the asset spec (key, group, kinds, metadata); ``retry_policy`` decides whether
+    Dagster retries a step whose Zoho calls kept failing transiently (other Zoho errors are never retried:
+    :mod:`zoho_dagster.failures`).
+    """
+    stream = replicated(spec, table)
+    stream_spec = stream.spec
+    asset_spec = (translator or DagsterZohoTranslator()).get_asset_spec(stream)
+    partitioned = stream_spec.incremental
+
+    @dg.multi_asset(
+        name=asset_spec.key.to_python_identifier(),
+        specs=[asset_spec.with_io_manager_key(IO_MANAGER_KEY)],
         pool=POOL,
-        description=f"{spec.description}: {source} → {metadata[TARGET_TABLE_KEY]} ({how}).",
-        metadata=metadata,
         partitions_def=(partitions_def or daily_partitions()) if partitioned else None,
-        backfill_policy=dg.BackfillPolicy.single_run() if partitioned else None,
-        io_manager_key="io_manager",
+        backfill_policy=_single_run_backfills() if partitioned else None,
+        retry_policy=retry_policy,
     )
     def _stream_asset(context: dg.AssetExecutionContext, zoho_crm: ZohoCRMResource) -> RecordStream:
-        return _record_stream(context, spec, zoho_crm)
+        with zoho_errors_as_failures(f"Preparing the {stream_spec.name} sync"):
+            return _record_stream(context, stream_spec, zoho_crm)
 
     return _stream_asset
 
 
 def build_stream_assets(
-    specs: Sequence[StreamSpec] = CATALOG,
+    specs: Sequence[StreamSpec | ReplicatedStream] = CATALOG,
     tables: Mapping[str, str] | None = None,
     anchor: date | None = None,
+    translator: DagsterZohoTranslator | None = None,
+    retry_policy: dg.RetryPolicy | None = None,
 ) -> list[dg.AssetsDefinition]:
-    """Assets for ``specs``; ``tables`` maps a stream name to its ``schema.table`` (default
-    ``zoho_crm.<stream>``).
+    """Assets for ``specs`` (streams, or replicated streams with their tables); ``tables`` maps a stream name
+    to its ``schema.table`` (default ``zoho_crm.<stream>``).
 
     All incremental assets share one partitions definition so a backfill can select several of them at once.
     """
     tables = tables or {}
     partitions_def = daily_partitions(anchor)
-    return [build_stream_asset(spec, tables.get(spec.name), partitions_def) for spec in specs]
+    return [
+        build_stream_asset(
+            spec,
+            tables.get(spec.name) if isinstance(spec, StreamSpec) else None,
+            partitions_def,
+            translator,
+            retry_policy,
+        )
+        for spec in specs
+    ]

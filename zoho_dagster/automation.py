@@ -17,74 +17,39 @@ Both are stopped by default, as Dagster's are, so that loading the project never
 """
 
 import json
-import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
 import dagster as dg
 
-from zoho_dagster.client.errors import ZohoError
+from zoho_dagster.client import ZohoError
+from zoho_dagster.environment import (
+    FRESHNESS_VARIABLE,
+    AutomationConfigError,
+    automation_enabled,
+    freshness_minutes_setting,
+    sensor_interval_seconds,
+)
+from zoho_dagster.replication import ReplicatedStream, replicated
 from zoho_dagster.streams import StreamSpec
+from zoho_dagster.translator import DagsterZohoTranslator
 
 if TYPE_CHECKING:  # the public name dagster exports for what define_asset_job returns
     from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
-AUTOMATION_VARIABLE = "ZOHO_DAGSTER_AUTOMATION"
-FRESHNESS_VARIABLE = "ZOHO_DAGSTER_FRESHNESS_MINUTES"
-SENSOR_INTERVAL_VARIABLE = "ZOHO_DAGSTER_SENSOR_SECONDS"
-DEFAULT_FRESHNESS_MINUTES = 60
-DEFAULT_SENSOR_SECONDS = 300
 JOB_NAME = "zoho_crm_sync_job"
 SCHEDULE_NAME = "zoho_crm_freshness_schedule"
 SENSOR_NAME = "zoho_crm_change_sensor"
 CLOSING_WINDOW = timedelta(hours=1)
 """Ticks within this time after midnight (and at least the first one) also sync yesterday's partition."""
 
-_ON = {"on", "true", "1", "yes", "running"}
-_OFF = {"", "off", "false", "0", "no", "stopped"}
-
-
-class AutomationConfigError(ValueError):
-    """A bad automation setting; the message names the variable and the fix."""
-
-
-def automation_enabled() -> bool:
-    """Whether ``ZOHO_DAGSTER_AUTOMATION`` asks for the schedule and sensor to start running."""
-    value = os.environ.get(AUTOMATION_VARIABLE, "").strip().lower()
-    if value in _ON:
-        return True
-    if value in _OFF:
-        return False
-    raise AutomationConfigError(
-        f"{AUTOMATION_VARIABLE} is {value!r}; "
-        "set it to 'on' to start the schedule and sensor or 'off' (the default)."
-    )
-
-
-def _positive_int(variable: str, default: int) -> int:
-    raw = os.environ.get(variable, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        value = 0
-    if value <= 0:
-        raise AutomationConfigError(f"{variable} is {raw!r}; set it to a whole number greater than 0.")
-    return value
-
 
 def freshness_minutes() -> int:
     """``ZOHO_DAGSTER_FRESHNESS_MINUTES``: how old the open partition may get; the schedule's interval."""
-    minutes = _positive_int(FRESHNESS_VARIABLE, DEFAULT_FRESHNESS_MINUTES)
+    minutes = freshness_minutes_setting()
     freshness_cron(minutes)
     return minutes
-
-
-def sensor_interval_seconds() -> int:
-    """``ZOHO_DAGSTER_SENSOR_SECONDS``: the least time between two of the sensor's look-ups."""
-    return _positive_int(SENSOR_INTERVAL_VARIABLE, DEFAULT_SENSOR_SECONDS)
 
 
 def freshness_cron(minutes: int) -> str:
@@ -108,31 +73,58 @@ def _sensor_status(enabled: bool) -> dg.DefaultSensorStatus:
     return dg.DefaultSensorStatus.RUNNING if enabled else dg.DefaultSensorStatus.STOPPED
 
 
-def build_sync_job(specs: Sequence[StreamSpec]) -> "UnresolvedAssetJobDefinition":
+AssetKeys = Mapping[str, dg.AssetKey]
+"""Stream name → asset key, as the translator names the assets."""
+
+
+def asset_keys(
+    specs: Sequence[StreamSpec | ReplicatedStream], translator: DagsterZohoTranslator | None = None
+) -> dict[str, dg.AssetKey]:
+    """The asset key of every stream in ``specs``, from ``translator`` (default: the stream's name)."""
+    translator = translator or DagsterZohoTranslator()
+    streams = [replicated(spec) for spec in specs]
+    return {stream.spec.name: translator.get_asset_key(stream) for stream in streams}
+
+
+def _keys(names: Sequence[str], keys: AssetKeys | None) -> list[dg.AssetKey]:
+    return [keys[name] if keys and name in keys else dg.AssetKey(name) for name in names]
+
+
+def _specs(specs: Sequence[StreamSpec | ReplicatedStream]) -> list[StreamSpec]:
+    return [replicated(spec).spec for spec in specs]
+
+
+def build_sync_job(
+    specs: Sequence[StreamSpec | ReplicatedStream], keys: AssetKeys | None = None
+) -> "UnresolvedAssetJobDefinition":
     """The job the schedule and the sensor launch: every replicated stream (run requests pick subsets)."""
     return dg.define_asset_job(
         JOB_NAME,
-        selection=dg.AssetSelection.assets(*[dg.AssetKey(spec.name) for spec in specs]),
+        selection=dg.AssetSelection.assets(*_keys([spec.name for spec in _specs(specs)], keys)),
         description="Syncs Zoho CRM streams; launched by the freshness schedule and the change sensor.",
     )
 
 
-def _target(specs: Sequence[StreamSpec], job: "UnresolvedAssetJobDefinition | None") -> dict[str, object]:
+def _target(
+    specs: Sequence[StreamSpec], job: "UnresolvedAssetJobDefinition | None", keys: AssetKeys | None
+) -> dict[str, object]:
     """``job=`` the shared job when given; else ``target=`` the streams (Dagster makes a job of its own)."""
     if job is not None:
         return {"job": job}
-    return {"target": dg.AssetSelection.assets(*[dg.AssetKey(spec.name) for spec in specs])}
+    return {"target": dg.AssetSelection.assets(*_keys([spec.name for spec in specs], keys))}
 
 
 def build_automation(
-    specs: Sequence[StreamSpec],
+    specs: Sequence[StreamSpec | ReplicatedStream],
     partitions_def: dg.TimeWindowPartitionsDefinition,
     resource_key: str = "zoho_crm",
+    translator: DagsterZohoTranslator | None = None,
 ) -> tuple[list["UnresolvedAssetJobDefinition"], list[dg.ScheduleDefinition], list[dg.SensorDefinition]]:
     """The sync job, the freshness schedule and the change sensor, configured from the environment."""
-    job = build_sync_job(specs)
-    schedules = build_schedules(specs, partitions_def, job=job)
-    sensors = build_sensors(specs, partitions_def, job=job, resource_key=resource_key)
+    keys = asset_keys(specs, translator)
+    job = build_sync_job(specs, keys)
+    schedules = build_schedules(specs, partitions_def, job=job, keys=keys)
+    sensors = build_sensors(specs, partitions_def, job=job, resource_key=resource_key, keys=keys)
     return [job], schedules, sensors
 
 
@@ -152,6 +144,7 @@ def schedule_run_requests(
     incremental: Sequence[str],
     full_refresh: Sequence[str],
     partitions_def: dg.TimeWindowPartitionsDefinition,
+    keys: AssetKeys | None = None,
 ) -> list[dg.RunRequest]:
     """One tick's runs: today's partition, the full-refresh streams and, after midnight, yesterday's.
 
@@ -167,7 +160,7 @@ def schedule_run_requests(
         return dg.RunRequest(
             run_key=f"{kind}:{partition}:{tick}",
             partition_key=partition,
-            asset_selection=[dg.AssetKey(name) for name in incremental],
+            asset_selection=_keys(incremental, keys),
             tags={"zoho_dagster/trigger": trigger},
         )
 
@@ -182,7 +175,7 @@ def schedule_run_requests(
         requests.append(
             dg.RunRequest(
                 run_key=f"full-refresh:{tick}",
-                asset_selection=[dg.AssetKey(name) for name in full_refresh],
+                asset_selection=_keys(full_refresh, keys),
                 tags={"zoho_dagster/trigger": "freshness"},
             )
         )
@@ -190,13 +183,15 @@ def schedule_run_requests(
 
 
 def build_schedules(
-    specs: Sequence[StreamSpec],
+    specs: Sequence[StreamSpec | ReplicatedStream],
     partitions_def: dg.TimeWindowPartitionsDefinition,
     job: "UnresolvedAssetJobDefinition | None" = None,
     minutes: int | None = None,
     enabled: bool | None = None,
+    keys: AssetKeys | None = None,
 ) -> list[dg.ScheduleDefinition]:
     """The freshness schedule over ``specs`` (settings from the environment unless given)."""
+    specs = _specs(specs)
     interval = minutes if minutes is not None else freshness_minutes()
     cron = freshness_cron(interval)
     running = automation_enabled() if enabled is None else enabled
@@ -207,7 +202,7 @@ def build_schedules(
         name=SCHEDULE_NAME,
         cron_schedule=cron,
         execution_timezone="UTC",
-        **_target(specs, job),
+        **_target(specs, job, keys),
         default_status=_schedule_status(running),
         description=(
             f"Every {interval} min (UTC): syncs today's partition and the full-refresh streams; the ticks of "
@@ -216,7 +211,7 @@ def build_schedules(
     )
     def zoho_crm_freshness_schedule(context: dg.ScheduleEvaluationContext) -> list[dg.RunRequest]:
         now = context.scheduled_execution_time or datetime.now(timezone.utc)
-        return schedule_run_requests(now, incremental, full_refresh, partitions_def)
+        return schedule_run_requests(now, incremental, full_refresh, partitions_def, keys)
 
     return [zoho_crm_freshness_schedule]
 
@@ -245,6 +240,7 @@ def change_run_requests(
     changed: dict[str, datetime],
     now: datetime,
     partitions_def: dg.TimeWindowPartitionsDefinition,
+    keys: AssetKeys | None = None,
 ) -> list[dg.RunRequest]:
     """Runs for streams that changed: one per first affected partition, covering it through today.
 
@@ -268,7 +264,7 @@ def change_run_requests(
                 dg.RunRequest(
                     run_key=key,
                     partition_key=today,
-                    asset_selection=[dg.AssetKey(n) for n in names],
+                    asset_selection=_keys(names, keys),
                     tags=tags,
                 )
             )
@@ -277,26 +273,28 @@ def change_run_requests(
                 {"dagster/asset_partition_range_start": start, "dagster/asset_partition_range_end": today}
             )
             requests.append(
-                dg.RunRequest(run_key=key, asset_selection=[dg.AssetKey(n) for n in names], tags=tags)
+                dg.RunRequest(run_key=key, asset_selection=_keys(names, keys), tags=tags)
             )
     return requests
 
 
 def build_sensors(
-    specs: Sequence[StreamSpec],
+    specs: Sequence[StreamSpec | ReplicatedStream],
     partitions_def: dg.TimeWindowPartitionsDefinition,
     job: "UnresolvedAssetJobDefinition | None" = None,
     resource_key: str = "zoho_crm",
     interval_seconds: int | None = None,
     enabled: bool | None = None,
+    keys: AssetKeys | None = None,
 ) -> list[dg.SensorDefinition]:
     """The change sensor over the incremental ``specs``; it reads Zoho through resource ``resource_key``."""
+    specs = _specs(specs)
     watched = [spec for spec in specs if spec.incremental and spec.module]
     running = automation_enabled() if enabled is None else enabled
 
     @dg.sensor(
         name=SENSOR_NAME,
-        **_target(specs, job),
+        **_target(specs, job, keys),
         minimum_interval_seconds=interval_seconds or sensor_interval_seconds(),
         default_status=_sensor_status(running),
         required_resource_keys={resource_key},
@@ -323,7 +321,7 @@ def build_sensors(
                 failed.append(spec.name)
                 continue
             cursor[spec.name] = now.isoformat(timespec="seconds")
-        requests = change_run_requests(changed, now, partitions_def)
+        requests = change_run_requests(changed, now, partitions_def, keys)
         if not requests:
             reason = "no stream changed" + (f" (not checked: {', '.join(failed)})" if failed else "")
             return dg.SensorResult(skip_reason=dg.SkipReason(reason), cursor=json.dumps(cursor))

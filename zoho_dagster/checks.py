@@ -3,9 +3,9 @@
 Four checks, one multi-check (one step) per stream so that a run of ``leads`` adds one step, not four:
 
 - ``row_count_matches_zoho`` (record streams, ERROR): Zoho's count API against the table's live rows. Zoho
-  refreshes its counts 1 to 10 minutes late (reference §3.5), so the comparison tolerates exactly what that
-  lag can hide: rows modified (or created) and rows marked deleted in the last ``lag_minutes`` (default 10).
-  It passes when ``live - recent_live <= zoho_count <= live + recent_deleted``.
+  refreshes its counts 1 to 10 minutes late (docs/zoho-crm-api.md §3.5), so the comparison tolerates exactly
+  what that lag can hide: rows modified (or created) and rows marked deleted in the last ``lag_minutes``
+  (default 10). It passes when ``live - recent_live <= zoho_count <= live + recent_deleted``.
 - ``unique_ids`` (ERROR): no id twice and no null id.
 - ``open_partition_fresh`` (ERROR): the last sync of today's partition (full-refresh streams: the last sync)
   is at most the freshness interval (``ZOHO_DAGSTER_FRESHNESS_MINUTES``) plus a 5-minute allowance for the
@@ -14,23 +14,28 @@ Four checks, one multi-check (one step) per stream so that a run of ``leads`` ad
   without a column yet, columns whose type no longer matches the field, columns of fields Zoho dropped.
 
 The checks read the tables the :class:`~zoho_dagster.postgres.io_manager.PostgresIOManager` writes, through
-its database URL, and map fields to columns with the writer's own rules (:mod:`zoho_dagster.postgres.schema`).
+its database URL. Every question to the database is asked by :mod:`zoho_dagster.postgres.queries` (which maps
+fields to columns with the writer's own rules); this module holds only the Dagster side.
 """
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from datetime import datetime, time, timedelta, timezone
 from typing import Any
 
 import dagster as dg
 import sqlalchemy as sa
 
-from zoho_dagster.automation import automation_enabled, freshness_cron, freshness_minutes
+from zoho_dagster.automation import freshness_cron, freshness_minutes
+from zoho_dagster.client import listable_fields
+from zoho_dagster.environment import automation_enabled
+from zoho_dagster.failures import zoho_errors_as_failures
 from zoho_dagster.partitions import anchor_date
-from zoho_dagster.postgres import schema as sc
-from zoho_dagster.postgres.embedded import resolve_database_url
+from zoho_dagster.postgres import queries
+from zoho_dagster.postgres.database import resolve_database_url
 from zoho_dagster.postgres.engine import make_engine
+from zoho_dagster.replication import ReplicatedStream, replicated
 from zoho_dagster.streams import StreamSpec
+from zoho_dagster.translator import DagsterZohoTranslator
 
 ROW_COUNT = "row_count_matches_zoho"
 UNIQUE_IDS = "unique_ids"
@@ -38,69 +43,23 @@ FRESHNESS = "open_partition_fresh"
 COLUMNS = "columns_match_zoho"
 DEFAULT_LAG_MINUTES = 10
 RUN_ALLOWANCE = timedelta(minutes=5)
-LIST_UNSUPPORTED_TYPES = {"subform", "multiselectlookup", "multiuserlookup"}
-"""Field types Zoho leaves out of list responses; the sync does not make columns for them."""
-BOOKKEEPING = {"id", "_raw", "_zoho_synced_at", "_zoho_deleted_at"}
-_PG_TYPES = {
-    "text": "text",
-    "bigint": "bigint",
-    "numeric": "numeric",
-    "boolean": "boolean",
-    "date": "date",
-    "timestamptz": "timestamp with time zone",
-    "text[]": "text[]",
-    "jsonb": "jsonb",
-}
-
-
-@dataclass(frozen=True)
-class CheckTarget:
-    """A stream and the ``schema.table`` the replication writes it to."""
-
-    spec: StreamSpec
-    table: str
-
-    @property
-    def schema_and_name(self) -> tuple[str, str]:
-        schema, _, name = self.table.partition(".")
-        return (schema, name) if name else ("zoho_crm", schema)
-
-
-def _quoted(target: CheckTarget) -> str:
-    schema, name = target.schema_and_name
-    return '"' + schema.replace('"', '""') + '"."' + name.replace('"', '""') + '"'
-
-
-def _table_columns(conn: sa.Connection, target: CheckTarget) -> list[dict[str, Any]] | None:
-    schema, name = target.schema_and_name
-    inspector = sa.inspect(conn)
-    if not inspector.has_table(name, schema=schema):
-        return None
-    return list(inspector.get_columns(name, schema))
-
-
-def _cursor_column(columns: Sequence[dict[str, Any]], cursor_field: str | None) -> str | None:
-    for column in columns:
-        if cursor_field and sc.parse_comment(column.get("comment")) == (cursor_field, ""):
-            return str(column["name"])
-    return None
 
 
 def _missing_table(
-    check_name: str, target: CheckTarget, severity: dg.AssetCheckSeverity
+    check_name: str, target: ReplicatedStream, severity: dg.AssetCheckSeverity
 ) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(
         check_name=check_name,
         passed=False,
         severity=severity,
-        description=f"{target.table} does not exist yet; materialize {target.spec.name} first.",
-        metadata={"table": target.table},
+        description=f"{target.target} does not exist yet; materialize {target.spec.name} first.",
+        metadata={"table": str(target.target)},
     )
 
 
 def row_count_result(
     conn: sa.Connection,
-    target: CheckTarget,
+    target: ReplicatedStream,
     zoho_count: int,
     now: datetime,
     lag: timedelta,
@@ -111,23 +70,12 @@ def row_count_result(
     ``history_start`` (the anchor) bounds both sides: ``zoho_count`` must then be Zoho's count of records
     modified since it, and only rows modified since it are counted, because older records are never synced.
     """
-    columns = _table_columns(conn, target)
+    columns = queries.table_columns(conn, target.target)
     if columns is None:
         return _missing_table(ROW_COUNT, target, dg.AssetCheckSeverity.ERROR)
-    cursor = _cursor_column(columns, target.spec.cursor_field)
-    since = now - lag
-    recent = f'"{cursor}" >= :since' if cursor else "false"
-    in_history = f'"{cursor}" >= :history_start' if cursor and history_start else "true"
-    row = conn.execute(
-        sa.text(
-            f"SELECT count(*) FILTER (WHERE _zoho_deleted_at IS NULL AND {in_history}), "
-            f"count(*) FILTER (WHERE _zoho_deleted_at IS NULL AND {in_history} AND {recent}), "
-            "count(*) FILTER (WHERE _zoho_deleted_at >= :since) "
-            f"FROM {_quoted(target)}"
-        ),
-        {"since": since, "history_start": history_start},
-    ).one()
-    live, recent_live, recent_deleted = int(row[0]), int(row[1]), int(row[2])
+    cursor = queries.cursor_column(columns, target.spec.cursor_field)
+    counts = queries.row_counts(conn, target.target, cursor, now - lag, history_start)
+    live, recent_live, recent_deleted = counts.live, counts.recent_live, counts.recent_deleted
     low, high = live - recent_live, live + recent_deleted
     passed = low <= zoho_count <= high
     verdict = "within" if passed else "outside"
@@ -136,7 +84,7 @@ def row_count_result(
         passed=passed,
         severity=dg.AssetCheckSeverity.ERROR,
         description=(
-            f"Zoho counts {zoho_count} {target.spec.module} records; {target.table} has {live} live rows, "
+            f"Zoho counts {zoho_count} {target.spec.module} records; {target.target} has {live} live rows, "
             f"so the count is {verdict} the range [{low}, {high}] that Zoho's {lag.seconds // 60}-minute "
             "statistics lag allows."
         ),
@@ -147,40 +95,31 @@ def row_count_result(
             "rows_modified_within_lag": recent_live,
             "rows_deleted_within_lag": recent_deleted,
             "lag_minutes": lag.seconds // 60,
-            "table": target.table,
+            "table": str(target.target),
         },
     )
 
 
-def unique_ids_result(conn: sa.Connection, target: CheckTarget) -> dg.AssetCheckResult:
+def unique_ids_result(conn: sa.Connection, target: ReplicatedStream) -> dg.AssetCheckResult:
     """No id appears twice and none is null (the merge relies on both)."""
-    if _table_columns(conn, target) is None:
+    if queries.table_columns(conn, target.target) is None:
         return _missing_table(UNIQUE_IDS, target, dg.AssetCheckSeverity.ERROR)
-    table = _quoted(target)
-    total, distinct, nulls = conn.execute(
-        sa.text(f"SELECT count(*), count(DISTINCT id), count(*) FILTER (WHERE id IS NULL) FROM {table}")
-    ).one()
-    duplicates = [
-        str(value)
-        for (value,) in conn.execute(
-            sa.text(f"SELECT id FROM {table} WHERE id IS NOT NULL GROUP BY id HAVING count(*) > 1 LIMIT 5")
-        )
-    ]
-    extra = int(total) - int(nulls) - int(distinct)
-    passed = extra == 0 and int(nulls) == 0
+    ids = queries.id_counts(conn, target.target)
+    extra, nulls = ids.duplicate_rows, ids.nulls
+    passed = extra == 0 and nulls == 0
     return dg.AssetCheckResult(
         check_name=UNIQUE_IDS,
         passed=passed,
         severity=dg.AssetCheckSeverity.ERROR,
         description=(
-            f"{target.table}: every id is unique." if passed
-            else f"{target.table}: {extra} duplicate and {nulls} null ids."
+            f"{target.target}: every id is unique." if passed
+            else f"{target.target}: {extra} duplicate and {nulls} null ids."
         ),
         metadata={
-            "rows": int(total),
+            "rows": ids.rows,
             "duplicate_rows": extra,
-            "null_ids": int(nulls),
-            "duplicate_ids_sample": ", ".join(duplicates),
+            "null_ids": nulls,
+            "duplicate_ids_sample": ", ".join(ids.duplicates_sample),
         },
     )
 
@@ -195,13 +134,20 @@ def _last_sync(instance: dg.DagsterInstance, key: dg.AssetKey, partition: str | 
 
 
 def freshness_result(
-    instance: dg.DagsterInstance, spec: StreamSpec, now: datetime, interval: timedelta
+    instance: dg.DagsterInstance,
+    spec: StreamSpec,
+    now: datetime,
+    interval: timedelta,
+    key: dg.AssetKey | None = None,
 ) -> dg.AssetCheckResult:
-    """Whether today's partition (or the whole full-refresh table) was synced within the interval."""
+    """Whether today's partition (or the whole full-refresh table) was synced within the interval.
+
+    ``key`` is the stream's asset key (default: the stream name, the default translator's key).
+    """
     now = now.astimezone(timezone.utc)
     midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
     partition = midnight.strftime("%Y-%m-%d") if spec.incremental else None
-    last = _last_sync(instance, dg.AssetKey(spec.name), partition)
+    last = _last_sync(instance, key or dg.AssetKey(spec.name), partition)
     # A new day has had nothing to sync before midnight: its age counts from midnight at the earliest.
     reference = (max(last, midnight) if last else midnight) if partition else last
     allowed = interval + RUN_ALLOWANCE
@@ -231,37 +177,14 @@ def freshness_result(
     )
 
 
-def column_differences(
-    fields: Sequence[dict[str, Any]], columns: Sequence[dict[str, Any]], dialect: sa.Dialect
-) -> dict[str, list[str]]:
-    """Fields without a column, columns of another type than their field now needs, columns of gone fields."""
-    fields = [f for f in fields if f.get("data_type") not in LIST_UNSUPPORTED_TYPES]
-    existing = {str(c["name"]): sc.parse_comment(c.get("comment")) for c in columns}
-    actual = {str(c["name"]): str(c["type"].compile(dialect=dialect)).lower() for c in columns}
-    planned = sc.plan_columns(fields, existing)
-    new = sorted({f"{c.api_name} → {c.name}" for c in planned if c.name not in existing})
-    changed = sorted(
-        f"{c.name} ({c.api_name}): {actual[c.name]} → {_PG_TYPES[c.kind]}"
-        for c in planned
-        if c.name in existing and actual[c.name] != _PG_TYPES[c.kind]
-    )
-    api_names = {str(f.get("api_name")) for f in fields}
-    removed = sorted(
-        f"{name} ({key[0]})"
-        for name, key in existing.items()
-        if name not in BOOKKEEPING and key is not None and key[0] not in api_names
-    )
-    return {"new_fields": new, "changed_types": changed, "removed_fields": removed}
-
-
 def columns_result(
-    conn: sa.Connection, target: CheckTarget, fields: Sequence[dict[str, Any]]
+    conn: sa.Connection, target: ReplicatedStream, fields: Sequence[dict[str, Any]]
 ) -> dg.AssetCheckResult:
     """A WARN check listing how Zoho's fields and the table's columns differ."""
-    columns = _table_columns(conn, target)
+    columns = queries.table_columns(conn, target.target)
     if columns is None:
         return _missing_table(COLUMNS, target, dg.AssetCheckSeverity.WARN)
-    differences = column_differences(fields, columns, conn.dialect)
+    differences = queries.column_differences(listable_fields(fields), columns, conn.dialect)
     count = sum(len(items) for items in differences.values())
     summary = "; ".join(
         f"{kind.replace('_', ' ')}: {', '.join(items)}" for kind, items in differences.items() if items
@@ -271,8 +194,8 @@ def columns_result(
         passed=count == 0,
         severity=dg.AssetCheckSeverity.WARN,
         description=(
-            f"{target.table} matches Zoho's {len(fields)} fields." if count == 0
-            else f"{target.table} differs from Zoho's fields ({summary}); the next sync adds new columns."
+            f"{target.target} matches Zoho's {len(fields)} fields." if count == 0
+            else f"{target.target} differs from Zoho's fields ({summary}); the next sync adds new columns."
         ),
         metadata={
             **{kind: dg.MetadataValue.json(items) for kind, items in differences.items()},
@@ -308,21 +231,22 @@ def _history_start(context: dg.AssetCheckExecutionContext, key: dg.AssetKey) -> 
 
 
 def build_stream_checks(
-    target: CheckTarget,
+    target: ReplicatedStream,
     zoho_key: str = "zoho_crm",
     io_manager_key: str = "io_manager",
     interval_minutes: int | None = None,
     lag_minutes: int = DEFAULT_LAG_MINUTES,
+    translator: DagsterZohoTranslator | None = None,
 ) -> dg.AssetChecksDefinition:
-    """One multi-check (one step) with the checks of ``target``'s stream; subsettable."""
+    """One multi-check (one step) with the checks of ``target``'s stream, on the translator's asset key."""
     spec = target.spec
-    key = dg.AssetKey(spec.name)
+    key = (translator or DagsterZohoTranslator()).get_asset_key(target)
     names = check_names(spec)
     interval = timedelta(minutes=interval_minutes if interval_minutes is not None else freshness_minutes())
     lag = timedelta(minutes=lag_minutes)
 
     @dg.multi_asset_check(
-        name=f"{spec.name}_checks",
+        name=f"{key.to_python_identifier()}_checks",
         specs=[dg.AssetCheckSpec(name, asset=key, description=_DESCRIPTIONS[name]) for name in names],
         can_subset=True,
         required_resource_keys={zoho_key, io_manager_key},
@@ -331,10 +255,11 @@ def build_stream_checks(
         selected = {check_key.name for check_key in context.selected_asset_check_keys}
         now = datetime.now(timezone.utc)
         database_url = getattr(getattr(context.resources, io_manager_key), "database_url", None)
-        engine = make_engine(resolve_database_url(database_url))
+        engine = make_engine(resolve_database_url(database_url, context.log.info))
         needs_zoho = selected & {ROW_COUNT, COLUMNS}
-        client = getattr(context.resources, zoho_key).get_client() if needs_zoho else None
-        with engine.connect() as conn:
+        with zoho_errors_as_failures(f"Checking {target.target} against Zoho"), engine.connect() as conn:
+            zoho = getattr(context.resources, zoho_key)
+            client = zoho.get_client(announce=context.log.info) if needs_zoho else None
             if ROW_COUNT in selected:
                 assert client is not None and spec.module is not None
                 history_start = _history_start(context, key)
@@ -343,7 +268,7 @@ def build_stream_checks(
             if UNIQUE_IDS in selected:
                 yield unique_ids_result(conn, target)
             if FRESHNESS in selected:
-                yield freshness_result(context.instance, spec, now, interval)
+                yield freshness_result(context.instance, spec, now, interval, key)
             if COLUMNS in selected:
                 assert client is not None and spec.module is not None
                 yield columns_result(conn, target, client.list_fields(spec.module))
@@ -352,18 +277,17 @@ def build_stream_checks(
 
 
 def build_checks(
-    targets: Sequence[tuple[StreamSpec, Any]],
+    targets: Sequence[ReplicatedStream],
     zoho_key: str = "zoho_crm",
     io_manager_key: str = "io_manager",
     interval_minutes: int | None = None,
     lag_minutes: int = DEFAULT_LAG_MINUTES,
+    translator: DagsterZohoTranslator | None = None,
 ) -> list[dg.AssetChecksDefinition]:
-    """Checks for every ``(spec, "schema.table")`` pair, e.g. the result of ``load_replication()``."""
+    """Checks for every replicated stream, e.g. the result of ``load_replication()``."""
     return [
-        build_stream_checks(
-            CheckTarget(spec, str(table)), zoho_key, io_manager_key, interval_minutes, lag_minutes
-        )
-        for spec, table in targets
+        build_stream_checks(target, zoho_key, io_manager_key, interval_minutes, lag_minutes, translator)
+        for target in targets
     ]
 
 
@@ -372,7 +296,10 @@ FRESHNESS_CHECKS_SCHEDULE = "zoho_crm_freshness_checks_schedule"
 
 
 def build_freshness_check_schedule(
-    specs: Sequence[StreamSpec], minutes: int | None = None, enabled: bool | None = None
+    specs: Sequence[StreamSpec | ReplicatedStream],
+    minutes: int | None = None,
+    enabled: bool | None = None,
+    translator: DagsterZohoTranslator | None = None,
 ) -> dg.ScheduleDefinition:
     """Runs the freshness checks on their own, on the freshness schedule's cadence.
 
@@ -382,7 +309,8 @@ def build_freshness_check_schedule(
     """
     interval = minutes if minutes is not None else freshness_minutes()
     running = automation_enabled() if enabled is None else enabled
-    keys = [dg.AssetCheckKey(dg.AssetKey(spec.name), FRESHNESS) for spec in specs]
+    translator = translator or DagsterZohoTranslator()
+    keys = [dg.AssetCheckKey(translator.get_asset_key(replicated(spec)), FRESHNESS) for spec in specs]
     job = dg.define_asset_job(
         FRESHNESS_CHECKS_JOB,
         selection=dg.AssetSelection.checks(*keys),

@@ -7,7 +7,6 @@ that file to add the org's custom modules to the catalog: Dagster loads definiti
 whenever Zoho is unreachable.
 """
 
-import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -17,10 +16,8 @@ from typing import Any
 
 import yaml
 
+from zoho_dagster.environment import discovery_file
 from zoho_dagster.streams import STREAMS_BY_NAME, StreamSpec
-
-DISCOVERY_VARIABLE = "ZOHO_DAGSTER_DISCOVERY"
-DEFAULT_DISCOVERY_FILE = "zoho_crm_discovery.yaml"
 
 _HEADER = (
     "# Written by `zoho-dagster discover --write`: the Zoho CRM modules of the org. The replication\n"
@@ -69,7 +66,7 @@ def snake_case(api_name: str) -> str:
 
 def discovery_path() -> Path:
     """``$ZOHO_DAGSTER_DISCOVERY`` or ``./zoho_crm_discovery.yaml`` (the project root, where Dagster runs)."""
-    return Path(os.environ.get(DISCOVERY_VARIABLE) or DEFAULT_DISCOVERY_FILE)
+    return discovery_file()
 
 
 def modules_from_zoho(raw_modules: Iterable[Mapping[str, Any]]) -> list[DiscoveredModule]:

@@ -6,7 +6,7 @@ partition exist while it is still filling up, so a schedule can keep it fresh.
 """
 
 from collections.abc import Mapping
-from datetime import date
+from datetime import date, datetime, timezone
 
 import dagster as dg
 
@@ -25,3 +25,15 @@ def daily_partitions(start: date | None = None) -> dg.DailyPartitionsDefinition:
     """The partitions of every incremental stream: one per UTC day from ``start`` (default: the anchor)."""
     first = start or anchor_date()
     return dg.DailyPartitionsDefinition(start_date=first.isoformat(), timezone="UTC", end_offset=1)
+
+
+def utc_window(window: dg.TimeWindow) -> tuple[datetime, datetime]:
+    """A partition (or range) time window as ``[start, end)`` in UTC: the one form every layer below uses.
+
+    The asset works it out once and hands it on in the ``RecordStream``; reads of a partition (``load_input``)
+    use the same function.
+    """
+    return (
+        datetime.fromtimestamp(window.start.timestamp(), tz=timezone.utc),
+        datetime.fromtimestamp(window.end.timestamp(), tz=timezone.utc),
+    )

@@ -9,19 +9,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from zoho_dagster.client.stats import CallStats
 from zoho_dagster.streams import SyncMode
-
-
-@dataclass
-class CallStats:
-    """API calls and Zoho credits spent; the client adds to it as pages are fetched."""
-
-    calls: int = 0
-    credits: int = 0
-
-    def add(self, calls: int = 1, credits: int = 1) -> None:
-        self.calls += calls
-        self.credits += credits
 
 
 @dataclass

@@ -12,7 +12,6 @@ the target ``ZOHO_DAGSTER_DATABASE_URL``, so both are accepted and only checked 
 
 import difflib
 import fnmatch
-import os
 import re
 import string
 from collections.abc import Mapping, Sequence
@@ -22,9 +21,10 @@ from typing import Any, NamedTuple
 import yaml
 
 from zoho_dagster.discovery import custom_stream_specs, discovery_path, read_discovery
+from zoho_dagster.environment import REPLICATION_VARIABLE, replication_file
+from zoho_dagster.postgres.tables import DEFAULT_SCHEMA, TableName
 from zoho_dagster.streams import CATALOG, StreamSpec, SyncMode
 
-REPLICATION_VARIABLE = "ZOHO_DAGSTER_REPLICATION"
 DEFAULT_OBJECT = "zoho_crm.{stream_name}"
 MODES: tuple[SyncMode, ...] = ("incremental", "full-refresh")
 TOP_LEVEL_KEYS = ("source", "target", "defaults", "streams")
@@ -37,32 +37,32 @@ class ReplicationError(ValueError):
     """The replication file is invalid; the message is one sentence naming the key and the fix."""
 
 
-class TableTarget(NamedTuple):
-    """Where a stream lands: ``schema.table`` in the target database."""
-
-    schema: str
-    table: str
-
-    def __str__(self) -> str:
-        return f"{self.schema}.{self.table}"
-
-
 class ReplicatedStream(NamedTuple):
     """One selected stream: its spec (with the replication's mode) and its target table."""
 
     spec: StreamSpec
-    target: TableTarget
+    target: TableName
+
+
+def default_target(spec: StreamSpec) -> TableName:
+    """``zoho_crm.<stream>``: where a stream lands when the replication file does not say."""
+    return TableName(DEFAULT_SCHEMA, spec.name)
+
+
+def replicated(
+    stream: StreamSpec | ReplicatedStream, table: str | TableName | None = None
+) -> ReplicatedStream:
+    """``stream`` with its target table: as given, else ``table``, else :func:`default_target`."""
+    if isinstance(stream, ReplicatedStream):
+        return stream
+    if table is None:
+        return ReplicatedStream(stream, default_target(stream))
+    return ReplicatedStream(stream, table if isinstance(table, TableName) else TableName.parse(table))
 
 
 def default_replication() -> list[ReplicatedStream]:
     """Every catalog stream in its own mode into ``zoho_crm.<stream>``: the default without a file."""
-    return [ReplicatedStream(spec, TableTarget("zoho_crm", spec.name)) for spec in CATALOG]
-
-
-def replication_path() -> Path | None:
-    """The file named by ``$ZOHO_DAGSTER_REPLICATION``, or ``None`` when it is unset."""
-    value = os.environ.get(REPLICATION_VARIABLE, "").strip()
-    return Path(value) if value else None
+    return [replicated(spec) for spec in CATALOG]
 
 
 def load_replication(
@@ -73,7 +73,7 @@ def load_replication(
     No path and no variable: :func:`default_replication`. The discovery file (for ``'*'`` and custom streams)
     is ``discovery_file`` or ``$ZOHO_DAGSTER_DISCOVERY`` or ``./zoho_crm_discovery.yaml``.
     """
-    source = Path(path) if path is not None else replication_path()
+    source = Path(path) if path is not None else replication_file()
     if source is None:
         return default_replication()
     if not source.is_file():
@@ -151,7 +151,7 @@ def parse_replication(
         settings.setdefault(name, {}).update(value)
 
     selected: list[ReplicatedStream] = []
-    owners: dict[TableTarget, str] = {}
+    owners: dict[TableName, str] = {}
     for name, spec in known.items():
         if name not in settings or settings[name].get("disabled"):
             continue
@@ -262,7 +262,7 @@ def _check_template(template: Any, key: str, origin: str) -> None:
     _render(template, "stream_name", key, origin)
 
 
-def _render(template: str, stream_name: str, key: str, origin: str) -> TableTarget:
+def _render(template: str, stream_name: str, key: str, origin: str) -> TableName:
     rendered = template.format(stream_name=stream_name)
     parts = rendered.split(".")
     if len(parts) != 2 or not all(_IDENTIFIER.match(part) for part in parts):
@@ -270,7 +270,7 @@ def _render(template: str, stream_name: str, key: str, origin: str) -> TableTarg
             f"{key} in {origin} is {template!r}, which gives {rendered!r}; it must be schema.table in "
             "lower-case letters, digits and underscores, e.g. crm.{stream_name}."
         )
-    return TableTarget(parts[0], parts[1])
+    return TableName(parts[0], parts[1])
 
 
 def _known_sentence(known: Mapping[str, StreamSpec]) -> str:

@@ -1,28 +1,32 @@
-"""``ZohoCRMResource``: the Dagster face of the client, configured from DESIGN.md §1's variables.
+"""``ZohoCRMResource``: the Dagster face of the client, configured from docs/design.md §1's variables.
 
 Secrets are ``dg.EnvVar`` references (:meth:`ZohoCRMResource.from_env`), so Dagster shows variable names,
-never values, and ``Definitions`` load on a machine where no secret is set. Validation goes through
-:func:`zoho_dagster.settings.load_settings` (one code path for the environment and for explicit fields), so a
+never values, and ``Definitions`` load on a machine where no secret is set. The resource validates its own
+fields with :func:`zoho_dagster.settings.validate_settings` (the code that validates the environment), so a
 missing or bad value fails at the first step with the same one sentence naming the variable and the fix.
+
+The resource is also where the layers meet: it builds the client (which knows nothing of databases) and
+injects the Postgres token cache, so every process and host shares one access token.
 """
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import dagster as dg
 from pydantic import Field
 
-from zoho_dagster.client import ClientConfig, RetryPolicy, ZohoClient
-from zoho_dagster.client.limiter import MAX_EDITION_CONCURRENCY
-from zoho_dagster.client.redact import mask
+from zoho_dagster.client import MAX_EDITION_CONCURRENCY, ClientConfig, RetryPolicy, ZohoClient, mask
+from zoho_dagster.postgres.database import resolve_database_url
+from zoho_dagster.postgres.token_cache import PostgresTokenCache
 from zoho_dagster.settings import (
     CONNECTION,
     DATABASE_URL,
     SCOPES,
     SECRET_VARIABLES,
+    RawSettings,
     ZohoSettings,
-    load_settings,
+    validate_settings,
 )
 
 _SECRET_FIELDS = frozenset({"client_secret", "refresh_token", "connection", "database_url"})
@@ -81,7 +85,8 @@ class ZohoCRMResource(dg.ConfigurableResource):
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> "ZohoCRMResource":
-        """The resource with a ``dg.EnvVar`` for every DESIGN.md §1 variable that is set (others left unset).
+        """The resource with a ``dg.EnvVar`` for every docs/design.md §1 variable that is set (others left
+        unset).
         """
         env = os.environ if environ is None else environ
         fields: dict[str, object] = {}
@@ -104,24 +109,17 @@ class ZohoCRMResource(dg.ConfigurableResource):
             yield name, (mask(value) if name in _SECRET_FIELDS and isinstance(value, str) else value)
 
     def settings(self) -> ZohoSettings:
-        """The fields validated as the environment would be (same sentences, same variable names)."""
-        environ = {
-            variable: str(value)
-            for name, variable in SECRET_VARIABLES.items()
-            if (value := getattr(self, name)) is not None
-        }
-        for name, variable in (
-            ("connection", CONNECTION),
-            ("scopes", SCOPES),
-            ("database_url", DATABASE_URL),
-        ):
+        """The fields validated as the environment would be (same sentences, citing the variable and field).
+        """
+        raw = RawSettings()
+        if self.connection is not None:
+            raw.add_connection(self.connection, f"{CONNECTION} (resource field connection)")
+        for name, variable in (*SECRET_VARIABLES.items(), ("scopes", SCOPES), ("database_url", DATABASE_URL)):
             value = getattr(self, name)
-            if value is not None:
-                environ[variable] = str(value)
-        if environ.get("ZOHO_CRM_REGION", "").strip().upper() == "US":
-            # US is also the default: let the connection or the accounts URL name the region
-            del environ["ZOHO_CRM_REGION"]
-        return load_settings(environ)
+            if name == "region" and str(value).strip().upper() == "US":
+                continue  # US is also the default: let the connection or the accounts URL name the region
+            raw.set(name, value, f"{variable} (resource field {name})")
+        return validate_settings(raw)
 
     def retry_policy(self) -> RetryPolicy:
         return RetryPolicy(
@@ -132,16 +130,23 @@ class ZohoCRMResource(dg.ConfigurableResource):
             token_throttle_wait=self.token_throttle_wait_seconds,
         )
 
-    def get_client(self) -> ZohoClient:
-        """A new client (fresh ``stats``) sharing this process's limiter and the Postgres token cache."""
-        from zoho_dagster.postgres.embedded import resolve_database_url
+    def get_client(self, announce: Callable[[str], object] | None = None) -> ZohoClient:
+        """A new client (fresh ``stats``) sharing this process's limiter and the Postgres token cache.
 
+        ``announce`` (e.g. ``context.log.info``) hears that the embedded Postgres was started, if it was.
+        """
         settings = self.settings()
         credentials = settings.credentials()
+        token_cache = PostgresTokenCache(
+            resolve_database_url(settings.database_url, announce),
+            credentials.client_id,
+            credentials.client_secret,
+            credentials.refresh_token,
+        )
         return ZohoClient(
             ClientConfig(
                 credentials=credentials,
-                database_url=resolve_database_url(settings.database_url),
+                token_cache=token_cache,
                 api_domain=settings.api_domain,
                 requests_per_second=self.requests_per_second,
                 max_concurrency=self.max_concurrency,

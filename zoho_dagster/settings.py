@@ -1,10 +1,14 @@
-"""The environment (DESIGN.md §1, a contract) turned into validated settings, or one clear sentence.
+"""The Zoho connection (docs/design.md §1, a contract) turned into validated settings, or one clear sentence.
 
 Variables mirror Sling's ``zoho-crm`` connection: ``ZOHO_CRM_CLIENT_ID``, ``..._CLIENT_SECRET``, ``..._SOID``,
 ``..._REFRESH_TOKEN``, ``..._REGION``, ``..._ACCOUNTS_URL``, ``..._API_DOMAIN``, ``..._ANCHOR_DATE``,
 ``ZOHO_DAGSTER_DATABASE_URL``, or the whole connection in ``ZOHO_CRM`` (YAML or JSON: ``{type: api, spec:
 zoho-crm, secrets: {...}, inputs: {anchor_date}}``). A single variable wins over the same key in ``ZOHO_CRM``,
 so one value can be overridden without rewriting the connection.
+
+Reading and validating are apart: :func:`read_environment` collects raw values with where each came from,
+and :func:`validate_settings` checks them. :class:`~zoho_dagster.resource.ZohoCRMResource` validates its own
+fields through the same :func:`validate_settings`, so both paths give the same sentences.
 
 Missing credentials are *not* an error here: Dagster must load its definitions on a machine without secrets.
 They fail at the first step that needs them, through :meth:`ZohoSettings.credentials`.
@@ -19,13 +23,19 @@ from typing import Any
 
 import yaml
 
-from zoho_dagster.client.auth import DEFAULT_SCOPES, Credentials
-from zoho_dagster.client.errors import ZohoConfigError
-from zoho_dagster.client.redact import mask, register_secret
-from zoho_dagster.client.regions import REGIONS, hosts
+from zoho_dagster import environment
+from zoho_dagster.client import (
+    DEFAULT_SCOPES,
+    REGIONS,
+    Credentials,
+    ZohoConfigError,
+    hosts,
+    mask,
+    register_secret,
+)
 
 CONNECTION = "ZOHO_CRM"
-DATABASE_URL = "ZOHO_DAGSTER_DATABASE_URL"
+DATABASE_URL = environment.DATABASE_URL_VARIABLE
 ANCHOR_DATE = "ZOHO_CRM_ANCHOR_DATE"
 SCOPES = "ZOHO_CRM_SCOPES"
 # setting name → its own variable; the same names are the keys of ZOHO_CRM's ``secrets``.
@@ -180,61 +190,90 @@ def _anchor(value: str | None, label: str, today: date) -> date:
     return parsed
 
 
-def load_settings(environ: Mapping[str, str] | None = None, today: date | None = None) -> ZohoSettings:
-    """Validated settings from ``environ`` (default ``os.environ``); bad values raise ``ZohoConfigError``."""
+@dataclass
+class RawSettings:
+    """Values as given, before validation: setting name → text, and setting name → where it came from.
+
+    Names are those of :data:`SECRET_VARIABLES` plus ``anchor_date``, ``scopes`` and ``database_url``; the
+    source labels are what error sentences cite (a variable, a connection key or a resource field).
+    """
+
+    values: dict[str, str] = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)
+
+    def set(self, name: str, value: Any, source: str) -> None:
+        """Record ``value`` (ignored when empty) for ``name`` as coming from ``source``; later calls win."""
+        text = _text(value)
+        if text is not None:
+            self.values[name], self.sources[name] = text, source
+
+    def add_connection(self, raw: str, label: str) -> None:
+        """Every key of a Sling-style connection (the ``ZOHO_CRM`` variable or the resource's field)."""
+        secrets, inputs = parse_connection(raw)
+        for name, value in secrets.items():
+            self.set(name, value, f"{label} (secrets.{name})")
+        if "anchor_date" in inputs:
+            self.set("anchor_date", inputs["anchor_date"], f"{label} (inputs.anchor_date)")
+
+
+def read_environment(environ: Mapping[str, str] | None = None) -> RawSettings:
+    """The raw settings of ``environ`` (default ``os.environ``): a single variable wins over ``ZOHO_CRM``."""
     env = os.environ if environ is None else environ
-    today = today or date.today()
-    connection_secrets: dict[str, str] = {}
-    connection_inputs: dict[str, str] = {}
+    raw = RawSettings()
     if _text(env.get(CONNECTION)):
-        connection_secrets, connection_inputs = parse_connection(str(env[CONNECTION]))
-    values: dict[str, str | None] = {}
-    sources: dict[str, str] = {}
+        raw.add_connection(str(env[CONNECTION]), CONNECTION)
     for name, variable in SECRET_VARIABLES.items():
-        own = _text(env.get(variable))
-        if own is not None:
-            values[name], sources[name] = own, variable
-        elif name in connection_secrets:
-            values[name], sources[name] = connection_secrets[name], f"ZOHO_CRM (secrets.{name})"
-        else:
-            values[name] = None
-    for secret in (values["client_secret"], values["refresh_token"]):
-        register_secret(secret)
-    if values["region"] is None and values["accounts_url"]:
+        raw.set(name, env.get(variable), variable)
+    raw.set("anchor_date", env.get(ANCHOR_DATE), ANCHOR_DATE)
+    raw.set("scopes", env.get(SCOPES), SCOPES)
+    raw.set("database_url", environment.database_url(env), DATABASE_URL)
+    return raw
+
+
+def validate_settings(raw: RawSettings, today: date | None = None) -> ZohoSettings:
+    """Validated settings from ``raw``; a bad value raises ``ZohoConfigError`` naming its source."""
+    today = today or date.today()
+    values, sources = raw.values, raw.sources
+    for name in ("client_secret", "refresh_token"):
+        register_secret(values.get(name))
+    region_code = values.get("region")
+    if region_code is None and values.get("accounts_url"):
         # an explicit accounts server of a known region names the region (for the messages that cite it)
         known = {r.accounts_url: code for code, r in REGIONS.items()}
-        values["region"] = known.get(values["accounts_url"].rstrip("/"))
-    region_hosts = hosts(values["region"])
+        region_code = known.get(values["accounts_url"].rstrip("/"))
+    region_hosts = hosts(region_code)
     accounts_url = _check_url(
-        values["accounts_url"], sources.get("accounts_url", ""), "https://accounts.zoho.eu"
+        values.get("accounts_url"), sources.get("accounts_url", ""), "https://accounts.zoho.eu"
     )
-    api_domain = _check_url(values["api_domain"], sources.get("api_domain", ""), "https://www.zohoapis.eu")
-    soid = values["soid"]
+    api_domain = _check_url(
+        values.get("api_domain"), sources.get("api_domain", ""), "https://www.zohoapis.eu"
+    )
+    soid = values.get("soid")
     if soid is not None and not _SOID.match(soid):
         hint = f"ZohoCRM.{soid}" if soid.isdigit() else "ZohoCRM.<org_id>"
         raise ZohoConfigError(
             f"{sources['soid']} is {soid!r}; set it to the form ZohoCRM.<org_id>, e.g. {hint}."
         )
-    anchor_raw = _text(env.get(ANCHOR_DATE))
-    anchor_label = ANCHOR_DATE
-    if anchor_raw is None and "anchor_date" in connection_inputs:
-        anchor_raw, anchor_label = connection_inputs["anchor_date"], "ZOHO_CRM (inputs.anchor_date)"
-    database_url = _text(env.get(DATABASE_URL))
+    database_url = values.get("database_url")
     if database_url is not None and not re.match(r"^postgres(ql)?(\+\w+)?://", database_url):
         raise ZohoConfigError(
-            f"{DATABASE_URL} must be a PostgreSQL URL (postgresql://user:password@host:5432/db); it starts "
-            f"with {database_url.split(':', 1)[0]!r}."
+            f"{sources['database_url']} must be a PostgreSQL URL (postgresql://user:password@host:5432/db); "
+            f"it starts with {database_url.split(':', 1)[0]!r}."
         )
     return ZohoSettings(
-        client_id=values["client_id"],
-        client_secret=values["client_secret"],
+        client_id=values.get("client_id"),
+        client_secret=values.get("client_secret"),
         soid=soid,
-        refresh_token=values["refresh_token"],
+        refresh_token=values.get("refresh_token"),
         region=region_hosts.code,
         accounts_url=accounts_url or region_hosts.accounts_url,
         api_domain=api_domain,
-        anchor_date=_anchor(anchor_raw, anchor_label, today),
-        database_url=database_url,
-        scopes=_text(env.get(SCOPES)) or DEFAULT_SCOPES,
-        sources=sources,
+        anchor_date=_anchor(values.get("anchor_date"), sources.get("anchor_date", ANCHOR_DATE), today),
+        database_url=database_url, scopes=values.get("scopes") or DEFAULT_SCOPES,
+        sources=dict(sources),
     )
+
+
+def load_settings(environ: Mapping[str, str] | None = None, today: date | None = None) -> ZohoSettings:
+    """Validated settings from ``environ`` (default ``os.environ``); bad values raise ``ZohoConfigError``."""
+    return validate_settings(read_environment(environ), today)

@@ -9,12 +9,9 @@ import pytest
 
 from zoho_dagster.assets import build_stream_assets
 from zoho_dagster.automation import (
-    AUTOMATION_VARIABLE,
-    FRESHNESS_VARIABLE,
     JOB_NAME,
     SCHEDULE_NAME,
     SENSOR_NAME,
-    AutomationConfigError,
     build_automation,
     build_schedules,
     build_sensors,
@@ -22,6 +19,7 @@ from zoho_dagster.automation import (
     freshness_cron,
     freshness_minutes,
 )
+from zoho_dagster.environment import AUTOMATION_VARIABLE, FRESHNESS_VARIABLE, AutomationConfigError
 from zoho_dagster.partitions import daily_partitions
 from zoho_dagster.postgres.io_manager import PostgresIOManager
 from zoho_dagster.resource import ZohoCRMResource

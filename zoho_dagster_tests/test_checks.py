@@ -12,7 +12,6 @@ from zoho_dagster.checks import (
     FRESHNESS,
     ROW_COUNT,
     UNIQUE_IDS,
-    CheckTarget,
     build_checks,
     columns_result,
     freshness_result,
@@ -20,6 +19,8 @@ from zoho_dagster.checks import (
     unique_ids_result,
 )
 from zoho_dagster.postgres.engine import make_engine
+from zoho_dagster.postgres.tables import TableName
+from zoho_dagster.replication import ReplicatedStream
 from zoho_dagster.streams import stream
 from zoho_dagster_tests.operations_support import (
     earliest_modified,
@@ -30,8 +31,8 @@ from zoho_dagster_tests.operations_support import (
 )
 
 UTC = timezone.utc
-LEADS = [(stream("leads"), "zoho_crm.leads")]
-TARGET = CheckTarget(stream("leads"), "zoho_crm.leads")
+TARGET = ReplicatedStream(stream("leads"), TableName("zoho_crm", "leads"))
+LEADS = [TARGET]
 LAG = timedelta(minutes=10)
 
 

@@ -1,4 +1,5 @@
-"""The Definitions object, the workspace and instance files, and the contract command line of DESIGN.md §1."""
+"""The Definitions object, the workspace and instance files, and the contract command line of docs/design.md
+§1."""
 
 import os
 import subprocess

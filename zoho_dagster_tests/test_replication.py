@@ -15,7 +15,8 @@ from zoho_dagster.replication import (
 )
 from zoho_dagster_tests.operations_support import resources, scalar, today_key, zoho_resource
 
-# The five replication examples of reference/seed-sling-zoho-crm.md, copied verbatim.
+# The five replication examples of Sling's zoho-crm connector page
+# (https://docs.slingdata.io/connections/api-connections/zoho-crm), copied verbatim.
 SEED_POSTGRES = """\
 source: ZOHO_CRM
 target: MY_POSTGRES
@@ -285,7 +286,7 @@ def test_discover_write_then_load_replication_from_the_environment(
 ) -> None:
     """``discover --write`` then ``'*'`` in ``$ZOHO_DAGSTER_REPLICATION``: the custom module is in."""
     from zoho_dagster.cli import main
-    from zoho_dagster.discovery import DISCOVERY_VARIABLE
+    from zoho_dagster.environment import DISCOVERY_VARIABLE
     from zoho_dagster_tests.postgres.sync_helpers import use_simulator
 
     use_simulator(monkeypatch, simulator, database_url)

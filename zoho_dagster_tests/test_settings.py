@@ -1,4 +1,4 @@
-"""Environment → settings: DESIGN.md §1's variables, the Sling-style ZOHO_CRM, one clear sentence per
+"""Environment → settings: docs/design.md §1's variables, the Sling-style ZOHO_CRM, one clear sentence per
 mistake."""
 
 import json
@@ -16,7 +16,7 @@ SECRET = "0123456789abcdef-secret"
 def test_defaults_without_any_variable() -> None:
     settings = load_settings({}, today=TODAY)
     assert settings.region == "US"
-    assert settings.accounts_url == "https://accounts.zoho.com"  # reference §1.9
+    assert settings.accounts_url == "https://accounts.zoho.com"  # docs/zoho-crm-api.md §1.9
     assert settings.api_domain is None
     assert settings.anchor_date == date(2025, 3, 15)  # one year before today (Sling's default)
     assert settings.database_url is None

@@ -1,7 +1,11 @@
-"""The Zoho CRM v6 client: shared-token auth, manners (limits, retries), complete record windows."""
+"""The Zoho CRM v6 client: shared-token auth, manners (limits, retries), complete record windows.
 
-from zoho_dagster.client.auth import Credentials
-from zoho_dagster.client.client import ClientConfig, ZohoClient
+This package is the bottom layer: it imports nothing else from ``zoho_dagster`` (no Dagster, no Postgres).
+What other layers may use is exported here; the submodules are its internals.
+"""
+
+from zoho_dagster.client.auth import DEFAULT_SCOPES, Credentials
+from zoho_dagster.client.client import LIST_UNSUPPORTED_TYPES, ClientConfig, ZohoClient, listable_fields
 from zoho_dagster.client.errors import (
     ZohoAPIError,
     ZohoAuthError,
@@ -11,16 +15,28 @@ from zoho_dagster.client.errors import (
     ZohoPermissionError,
     ZohoTransientError,
 )
+from zoho_dagster.client.limiter import MAX_EDITION_CONCURRENCY
 from zoho_dagster.client.policy import RetryPolicy
-from zoho_dagster.client.regions import REGIONS, Region
+from zoho_dagster.client.redact import mask, redact, register_secret
+from zoho_dagster.client.regions import REGIONS, Region, hosts
+from zoho_dagster.client.stats import CallStats
 from zoho_dagster.client.timeutil import parse_datetime
+from zoho_dagster.client.token_cache import InMemoryTokenCache, StoredToken, TokenCache, TokenSlot
 
 __all__ = [
+    "DEFAULT_SCOPES",
+    "LIST_UNSUPPORTED_TYPES",
+    "MAX_EDITION_CONCURRENCY",
     "REGIONS",
+    "CallStats",
     "ClientConfig",
     "Credentials",
+    "InMemoryTokenCache",
     "Region",
     "RetryPolicy",
+    "StoredToken",
+    "TokenCache",
+    "TokenSlot",
     "ZohoAPIError",
     "ZohoAuthError",
     "ZohoClient",
@@ -29,5 +45,10 @@ __all__ = [
     "ZohoError",
     "ZohoPermissionError",
     "ZohoTransientError",
+    "hosts",
+    "listable_fields",
+    "mask",
     "parse_datetime",
+    "redact",
+    "register_secret",
 ]

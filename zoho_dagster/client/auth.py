@@ -1,8 +1,8 @@
-"""OAuth: mint access tokens (client-credentials or refresh-token grant) and share them through Postgres.
+"""OAuth: mint access tokens (client-credentials or refresh-token grant) and share them through a token cache.
 
-Zoho answers token failures with HTTP 200 and an ``error`` key (reference §1.6); each known error becomes one
-sentence telling the user which variable to change. Secrets travel in the form body, never in the URL, because
-URLs end up in requests' exception texts and urllib3's debug log.
+Zoho answers token failures with HTTP 200 and an ``error`` key (docs/zoho-crm-api.md §1.6); each known error
+becomes one sentence telling the user which variable to change. Secrets travel in the form body, never in the
+URL, because URLs end up in requests' exception texts and urllib3's debug log.
 """
 
 import hashlib
@@ -19,7 +19,7 @@ from zoho_dagster.client.errors import ZohoAuthError, ZohoConfigError
 from zoho_dagster.client.policy import RetryPolicy
 from zoho_dagster.client.redact import mask, redact, register_secret
 from zoho_dagster.client.regions import other_regions
-from zoho_dagster.client.token_store import Sealer, StoredToken, TokenStore, cache_key
+from zoho_dagster.client.token_cache import StoredToken, TokenCache, cache_key
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +151,8 @@ class TokenMinter:
                 token = str(body["access_token"])
                 register_secret(token)
                 lifetime = int(body.get("expires_in") or 3600)
-                if "expires_in_sec" in body:  # legacy: expires_in was in milliseconds (reference §1.5)
+                # legacy: expires_in was in milliseconds (docs/zoho-crm-api.md §1.5)
+                if "expires_in_sec" in body:
                     lifetime = int(body["expires_in_sec"])
                 log.info(
                     "Minted a Zoho access token at %s (valid %d s).", self.credentials.accounts_url, lifetime
@@ -209,17 +210,14 @@ class TokenMinter:
 
 
 class TokenProvider:
-    """Hands out a fresh token: from memory, else the shared Postgres row, else minted under the row's lock.
-    """
+    """Hands out a fresh token: from memory, else the shared cache, else minted under the cache key's lock."""
 
     def __init__(
-        self, credentials: Credentials, database_url: str, policy: RetryPolicy, session: requests.Session
+        self, credentials: Credentials, cache: TokenCache, policy: RetryPolicy, session: requests.Session
     ) -> None:
         self.credentials = credentials
         self.minter = TokenMinter(credentials, policy, session)
-        self.store = TokenStore(
-            database_url, Sealer(credentials.client_id, credentials.client_secret, credentials.refresh_token)
-        )
+        self.store = cache
         self.key = cache_key(credentials.accounts_url, credentials.client_id, credentials.org_key)
         self._lock = threading.Lock()
         self._current: AccessToken | None = None

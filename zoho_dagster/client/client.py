@@ -5,7 +5,6 @@ what each endpoint needs (its OAuth scope and credit cost), so that refusals can
 Every method adds its calls and credits to ``client.stats``.
 """
 
-import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,10 +21,19 @@ from zoho_dagster.client.policy import RetryPolicy
 from zoho_dagster.client.records import CURSOR_FIELD, PER_PAGE, Record, WindowReader
 from zoho_dagster.client.redact import mask
 from zoho_dagster.client.regions import hosts
+from zoho_dagster.client.stats import CallStats
 from zoho_dagster.client.timeutil import header_datetime
-from zoho_dagster.record_stream import CallStats
+from zoho_dagster.client.token_cache import PROCESS_TOKEN_CACHE, TokenCache
 
 PAGE_LIMIT_CODE = "DISCRETE_PAGINATION_LIMIT_EXCEEDED"
+LIST_UNSUPPORTED_TYPES = frozenset({"subform", "multiselectlookup", "multiuserlookup"})
+"""Field types Zoho leaves out of list responses (docs/zoho-crm-api.md §3.3, §7.8): asking for them only costs
+field slots, and a table built from list reads has no values for them."""
+
+
+def listable_fields(fields: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The fields of ``fields`` (a module's metadata) that the records list API returns."""
+    return [field for field in fields if field.get("data_type") not in LIST_UNSUPPORTED_TYPES]
 
 
 def module_scope(module: str) -> str:
@@ -33,24 +41,16 @@ def module_scope(module: str) -> str:
     return f"ZohoCRM.modules.{module.lower()}.READ"
 
 
-class LockedStats(CallStats):
-    """``CallStats`` that tolerates the pass threads of one window adding at once."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._lock = threading.Lock()
-
-    def add(self, calls: int = 1, credits: int = 1) -> None:
-        with self._lock:
-            super().add(calls, credits)
-
-
 @dataclass(frozen=True)
 class ClientConfig:
-    """Everything a client needs; built by ``ZohoCRMResource`` from settings, or directly in code."""
+    """Everything a client needs; built by ``ZohoCRMResource`` from settings, or directly in code.
+
+    ``token_cache`` is where tokens are shared (default: in this process only); the resource injects a cache
+    shared by every process through Postgres.
+    """
 
     credentials: Credentials
-    database_url: str = field(repr=False)
+    token_cache: TokenCache = field(default=PROCESS_TOKEN_CACHE, repr=False)
     api_domain: str | None = None
     requests_per_second: float = 5.0
     max_concurrency: int = 3
@@ -64,12 +64,12 @@ class ZohoClient:
         self.config = config
         credentials = config.credentials
         region_hosts = hosts(credentials.region, credentials.accounts_url, config.api_domain)
-        self.stats: CallStats = LockedStats()
+        self.stats = CallStats()
         self.session = requests.Session()
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(10, config.max_concurrency))
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
-        self.tokens = TokenProvider(credentials, config.database_url, config.policy, self.session)
+        self.tokens = TokenProvider(credentials, config.token_cache, config.policy, self.session)
         self.limiter = shared_limiter(
             (credentials.accounts_url, credentials.client_id, credentials.org_key),
             config.requests_per_second,

@@ -29,7 +29,7 @@ from zoho_dagster.client.errors import (
 from zoho_dagster.client.limiter import RateLimiter
 from zoho_dagster.client.policy import RetryPolicy
 from zoho_dagster.client.redact import redact
-from zoho_dagster.record_stream import CallStats
+from zoho_dagster.client.stats import CallStats
 
 log = logging.getLogger(__name__)
 

@@ -1,9 +1,9 @@
 """Client-side manners: at most N requests per second and M in flight, across every thread of the process.
 
-Zoho rejects calls over the edition's concurrency with 429 even when credits remain (reference §6.3), and a
-burst of 429s costs more time than pacing. A token bucket (capacity 1, i.e. evenly spaced starts) bounds the
-rate and a semaphore bounds the calls in flight; both are thread-safe so a thread pool sharing one client
-obeys them too.
+Zoho rejects calls over the edition's concurrency with 429 even when credits remain (docs/zoho-crm-api.md
+§6.3), and a burst of 429s costs more time than pacing. A token bucket (capacity 1, i.e. evenly spaced
+starts) bounds the rate and a semaphore bounds the calls in flight; both are thread-safe so a thread pool
+sharing one client obeys them too.
 """
 
 import threading
@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-# Zoho's highest edition (Ultimate) allows 25 concurrent calls per org and app (reference §6.3).
+# Zoho's highest edition (Ultimate) allows 25 concurrent calls per org and app (docs/zoho-crm-api.md §6.3).
 MAX_EDITION_CONCURRENCY = 25
 
 

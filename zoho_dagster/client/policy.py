@@ -1,7 +1,7 @@
 """Retry and timeout timings in one value object, so tests with faults can run them fast.
 
-Production defaults follow Zoho's guidance (reference §6.4: short exponential backoff for concurrency 429s)
-and the token throttle (10 tokens per 10 minutes: waiting a minute is the only cure).
+Production defaults follow Zoho's guidance (docs/zoho-crm-api.md §6.4: short exponential backoff for
+concurrency 429s) and the token throttle (10 tokens per 10 minutes: waiting a minute is the only cure).
 """
 
 import random

@@ -1,6 +1,6 @@
 """Reading a module's records in a ``Modified_Time`` window ``[start, end)``, complete and lazily.
 
-The shape follows DESIGN.md §3 and Zoho's limits (reference §2):
+The shape follows docs/design.md §3 and Zoho's limits (docs/zoho-crm-api.md §2):
 
 - one *pass* per group of ≤50 fields (``fields`` is capped at 50), each with ``Modified_Time`` so it can stop
   at ``end``; sorted ``Modified_Time asc``, filtered by ``If-Modified-Since: start`` (inclusive), 200 per

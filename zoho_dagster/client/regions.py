@@ -1,9 +1,9 @@
 """Zoho's data centres: which accounts server and API domain serve an org of a given region.
 
 Zoho keeps each org in one data centre; a client registered there is unknown to the others
-(``invalid_client``). The hostnames are those of Zoho's multi-DC documentation (reference §1.9); CA uses
-``zohocloud.ca`` (the SDK 6 ``accounts.zoho.ca`` is outdated). ``accounts_url`` / ``api_domain`` overrides
-point anywhere else (a proxy, the simulator, a sandbox).
+(``invalid_client``). The hostnames are those of Zoho's multi-DC documentation (docs/zoho-crm-api.md §1.9);
+CA uses ``zohocloud.ca`` (the SDK 6 ``accounts.zoho.ca`` is outdated). ``accounts_url`` / ``api_domain``
+overrides point anywhere else (a proxy, the simulator, a sandbox).
 """
 
 from dataclasses import dataclass

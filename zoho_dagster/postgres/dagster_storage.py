@@ -8,22 +8,21 @@ psycopg2 driver (SQLAlchemy 2.1 would pick psycopg 3 for a bare ``postgresql://`
 ``ZOHO_DAGSTER_DAGSTER_STORAGE_URL`` so that run workers inherit it, and hands over to dagster-postgres.
 """
 
-import os
-
 import dagster as dg
 import yaml
 from dagster._serdes import ConfigurableClassData
 from dagster_postgres import DagsterPostgresStorage
 
-from zoho_dagster.postgres.embedded import resolve_database_url
+from zoho_dagster import environment
+from zoho_dagster.postgres.database import resolve_database_url
 from zoho_dagster.postgres.engine import sqlalchemy_url
 
-STORAGE_URL_VARIABLE = "ZOHO_DAGSTER_DAGSTER_STORAGE_URL"
+STORAGE_URL_VARIABLE = environment.STORAGE_URL_VARIABLE
 
 
 def dagster_storage_url(configured: str | None = None) -> str:
     """The storage URL with the psycopg2 driver named; see the module docstring for the order of sources."""
-    url = configured or os.environ.get(STORAGE_URL_VARIABLE) or resolve_database_url()
+    url = configured or environment.dagster_storage_url() or resolve_database_url()
     return sqlalchemy_url(url)
 
 
@@ -42,7 +41,7 @@ class ZohoDagsterStorage(DagsterPostgresStorage):
         cls, inst_data: ConfigurableClassData | None, config_value: dict
     ) -> DagsterPostgresStorage:
         url = dagster_storage_url(config_value.get("postgres_url"))
-        os.environ[STORAGE_URL_VARIABLE] = url
+        environment.export_dagster_storage_url(url)
         # Other processes rebuild the storages from this data: they read the URL from the environment, so no
         # password is written into a serialised instance reference.
         data = ConfigurableClassData(

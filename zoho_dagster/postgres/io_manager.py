@@ -1,30 +1,30 @@
 """The Dagster face of the Postgres writer: one asset output = one transaction on its table.
 
-The asset returns a lazy :class:`~zoho_dagster.record_stream.RecordStream`; this IO manager hands it to
-:func:`~zoho_dagster.postgres.writer.write_stream` and reports what happened as materialization metadata. The
-target table comes from the asset's definition metadata (``zoho_dagster/target_table``, ``schema.table``) so
-that custom modules and renamed targets need no code here; without it the table is ``zoho_crm.<asset name>``.
+The asset returns a lazy :class:`~zoho_dagster.record_stream.RecordStream` (with its partition window, worked
+out once by the asset); this IO manager hands it to :func:`~zoho_dagster.postgres.writer.write_stream` and
+reports what happened as materialization metadata. The target table comes from the asset's definition
+metadata (``dagster/table_name``, ``schema.table``) so that custom modules and renamed targets need no code
+here; without it the table is ``zoho_crm.<asset name>``. Zoho errors raised while the pages stream in become
+``dg.Failure``s (:mod:`zoho_dagster.failures`); the transaction has rolled back by then.
 """
 
 import time
-from collections.abc import Mapping
-from datetime import datetime, timezone
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import dagster as dg
 from pydantic import Field
 
-from zoho_dagster.postgres.embedded import resolve_database_url
+from zoho_dagster.failures import zoho_errors_as_failures
+from zoho_dagster.partitions import utc_window
+from zoho_dagster.postgres.database import resolve_database_url
 from zoho_dagster.postgres.engine import make_engine
-from zoho_dagster.postgres.writer import DEFAULT_SCHEMA, TableName, read_rows, write_stream
+from zoho_dagster.postgres.tables import DEFAULT_SCHEMA, TableName
+from zoho_dagster.postgres.writer import read_rows, write_stream
 from zoho_dagster.record_stream import RecordStream
+from zoho_dagster.translator import CURSOR_FIELD_KEY, TABLE_NAME_KEY
 
-TARGET_TABLE_KEY = "zoho_dagster/target_table"
-CURSOR_FIELD_KEY = "zoho_dagster/cursor_field"
-
-
-def _utc(moment: datetime) -> datetime:
-    return datetime.fromtimestamp(moment.timestamp(), tz=timezone.utc)
+TARGET_TABLE_KEY = TABLE_NAME_KEY
 
 
 def _target(metadata: Mapping[str, Any] | None, asset_key: dg.AssetKey) -> tuple[TableName, str | None]:
@@ -51,19 +51,17 @@ class PostgresIOManager(dg.ConfigurableIOManager):
         "Postgres.",
     )
 
-    def _engine(self) -> Any:
-        return make_engine(resolve_database_url(self.database_url))
+    def _engine(self, announce: Callable[[str], object] | None = None) -> Any:
+        return make_engine(resolve_database_url(self.database_url, announce))
 
     def handle_output(self, context: dg.OutputContext, obj: RecordStream) -> None:
         target, cursor = _target(context.definition_metadata, context.asset_key)
-        window = None
-        if context.has_asset_partitions:
-            time_window = context.asset_partitions_time_window
-            window = (_utc(time_window.start), _utc(time_window.end))
-        elif isinstance(obj, RecordStream) and obj.window is not None:
-            window = obj.window
+        window = obj.window if isinstance(obj, RecordStream) else None
         started = time.monotonic()
-        result = write_stream(self._engine(), obj, target, cursor_field=cursor, window=window)
+        with zoho_errors_as_failures(f"Syncing into {target}"):
+            result = write_stream(
+                self._engine(context.log.info), obj, target, cursor_field=cursor, window=window
+            )
         context.log.info(
             f"{target}: {result.received} records received, {result.inserted} inserted, "
             f"{result.updated} updated, "
@@ -97,8 +95,5 @@ class PostgresIOManager(dg.ConfigurableIOManager):
         upstream = context.upstream_output
         definition_metadata = upstream.definition_metadata if upstream is not None else None
         target, cursor = _target(definition_metadata, context.asset_key)
-        windows = []
-        if context.has_asset_partitions:
-            time_window = context.asset_partitions_time_window
-            windows.append((_utc(time_window.start), _utc(time_window.end)))
-        return read_rows(self._engine(), target, cursor_field=cursor, windows=windows)
+        windows = [utc_window(context.asset_partitions_time_window)] if context.has_asset_partitions else []
+        return read_rows(self._engine(context.log.info), target, cursor_field=cursor, windows=windows)

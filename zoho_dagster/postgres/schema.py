@@ -23,7 +23,8 @@ RESERVED_COLUMNS = ("id", "_raw", "_zoho_synced_at", "_zoho_deleted_at")
 COMMENT_PREFIX = "zoho:"
 
 _JSON_API_NAMES = {"Tag", "Product_Details", "Pricing_Details", "Quoted_Items", "Invoiced_Items"}
-"""Fields Zoho renders as arrays of objects although their metadata may claim text (reference §3.3, §7.11)."""
+"""Fields Zoho renders as arrays of objects although their metadata may claim text (docs/zoho-crm-api.md
+§3.3, §7.11)."""
 
 _TYPES: dict[str, sa.types.TypeEngine] = {
     "text": sa.Text(),

@@ -24,35 +24,15 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 
 from zoho_dagster.postgres import schema as sc
+from zoho_dagster.postgres.tables import TableName
 from zoho_dagster.record_stream import RecordStream
 
-DEFAULT_SCHEMA = "zoho_crm"
 FLUSH_BYTES = 4 * 1024 * 1024
 """COPY chunk size: big enough to amortise round trips, small enough for the memory budget."""
 
 
 class SyncInputError(ValueError):
     """Input the IO manager refuses (e.g. a record without an id); raised before anything is committed."""
-
-
-@dataclass(frozen=True)
-class TableName:
-    """A target table as ``schema.table``; the schema defaults to ``zoho_crm``."""
-
-    schema: str
-    name: str
-
-    @classmethod
-    def parse(cls, text: str) -> "TableName":
-        schema, dot, name = text.partition(".")
-        if not dot:
-            return cls(DEFAULT_SCHEMA, schema)
-        if not schema or not name:
-            raise SyncInputError(f"The target table {text!r} must be written schema.table.")
-        return cls(schema, name)
-
-    def __str__(self) -> str:
-        return f"{self.schema}.{self.name}"
 
 
 @dataclass

@@ -1,8 +1,8 @@
-"""Zoho Accounts: clients, grants and access tokens (reference §1).
+"""Zoho Accounts: clients, grants and access tokens (docs/zoho-crm-api.md §1).
 
 Failures are HTTP 200 with `{"error": …}`; the throttle (ten grants per ten minutes per client) is the one
 400. Access tokens carry their DC, org, user and scopes; at most 15 stay active per client (the 16th
-invalidates the oldest, reference §1.5).
+invalidates the oldest, docs/zoho-crm-api.md §1.5).
 """
 
 from __future__ import annotations
@@ -117,7 +117,7 @@ class Accounts:
             if client is None:
                 return False
             client.refresh_tokens.discard(token)
-            # Access tokens minted from a revoked refresh token stop working (reference §1.5).
+            # Access tokens minted from a revoked refresh token stop working (docs/zoho-crm-api.md §1.5).
             for tok in [t for t in self.tokens.values() if t.client is client]:
                 self.tokens.pop(tok.token, None)
             return True

@@ -1,4 +1,5 @@
-"""Bulk Read (reference §4): create a job, watch it go ADDED → IN PROGRESS → COMPLETED, download a zip."""
+"""Bulk Read (docs/zoho-crm-api.md §4): create a job, watch it go ADDED → IN PROGRESS → COMPLETED, download a
+zip."""
 
 from __future__ import annotations
 

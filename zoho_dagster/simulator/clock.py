@@ -36,8 +36,8 @@ def render_time(epoch: float, offset_minutes: int) -> str:
 def parse_time(text: str) -> float | None:
     """Parse ISO-8601 with an offset (``Z`` accepted); None when it has no offset or is malformed.
 
-    UNCONFIRMED (reference §2.4): whether Zoho accepts RFC-1123 or offset-less values. Strictest plausible:
-    only ISO-8601 with an explicit offset is accepted.
+    UNCONFIRMED (docs/zoho-crm-api.md §2.4): whether Zoho accepts RFC-1123 or offset-less values. Strictest
+    plausible: only ISO-8601 with an explicit offset is accepted.
     """
     try:
         value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))

@@ -64,7 +64,8 @@ class Request:
         if value < 1:
             raise ApiError(400, "INVALID_DATA", "invalid data", {"param_name": name})
         if maximum is not None and value > maximum:
-            # UNCONFIRMED (reference §2.1): per_page > 200 may be clamped by Zoho; strictest is an error.
+            # UNCONFIRMED (docs/zoho-crm-api.md §2.1): per_page > 200 may be clamped by Zoho; strictest is an
+            # error.
             raise ApiError(
                 400, "INVALID_DATA", "invalid data", {"param_name": name, "maximum_length": maximum}
             )

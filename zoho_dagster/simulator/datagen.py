@@ -410,7 +410,7 @@ def _date(epoch: float) -> str:
 
 
 def system_keys(spec: ModuleSpec) -> dict[str, Any]:
-    """The `$`-prefixed read-only attributes Zoho adds to records (reference §5)."""
+    """The `$`-prefixed read-only attributes Zoho adds to records (docs/zoho-crm-api.md §5)."""
     keys: dict[str, Any] = {
         "$currency_symbol": "$",
         "$field_states": None,

@@ -16,12 +16,12 @@ class ApiError(Exception):
         self.details: dict[str, Any] = details if details is not None else {}
 
     def body(self) -> dict[str, Any]:
-        """The JSON body, keys exactly as reference §6.5 lists them."""
+        """The JSON body, keys exactly as docs/zoho-crm-api.md §6.5 lists them."""
         return {"code": self.code, "details": self.details, "message": self.message, "status": "error"}
 
 
 class EmptyResponse(Exception):
-    """A 204 or 304: Zoho answers these with no body at all (reference §2.4)."""
+    """A 204 or 304: Zoho answers these with no body at all (docs/zoho-crm-api.md §2.4)."""
 
     def __init__(self, status: int) -> None:
         super().__init__(str(status))
@@ -41,7 +41,7 @@ def scope_mismatch() -> ApiError:
 
 
 def invalid_module() -> ApiError:
-    # Real body captured in reference §2.6 (lower-case "the").
+    # Real body captured in docs/zoho-crm-api.md §2.6 (lower-case "the").
     return ApiError(
         400, "INVALID_MODULE", "the module name given seems to be invalid", {"resource_path_index": 0}
     )

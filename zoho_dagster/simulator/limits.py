@@ -1,4 +1,5 @@
-"""Per-org API limits (reference §6): rolling 24 h credits, concurrency, sub-concurrency, downloads."""
+"""Per-org API limits (docs/zoho-crm-api.md §6): rolling 24 h credits, concurrency, sub-concurrency,
+downloads."""
 
 from __future__ import annotations
 
@@ -19,14 +20,14 @@ CONCURRENCY: dict[str, int] = {
 SUB_CONCURRENCY = 10
 BULK_DOWNLOADS_PER_MINUTE = 10
 
-# UNCONFIRMED exact messages (reference §6.4); these are the wordings seen in third-party fixtures.
+# UNCONFIRMED exact messages (docs/zoho-crm-api.md §6.4); these are the wordings seen in third-party fixtures.
 CREDITS_MESSAGE = "Number of API requests for the 24 hour period is exceeded"
 CONCURRENCY_MESSAGE = "The concurrency limit of the user for the app is exceeded"
 SUB_CONCURRENCY_MESSAGE = "The sub-concurrency limit of the user for the app is exceeded"
 
 
 def default_credits(edition: str, users: int) -> int:
-    """Credits per 24 h by edition (reference §6.1), add-ons excluded."""
+    """Credits per 24 h by edition (docs/zoho-crm-api.md §6.1), add-ons excluded."""
     per_user, cap = {
         "Free": (0, 5_000),
         "Standard": (250, 100_000),
@@ -99,7 +100,8 @@ class OrgLimits:
         return release, remaining
 
     def download(self, now: float) -> None:
-        """Bulk result downloads: ten a minute; the eleventh blocks downloads for a minute (reference §4)."""
+        """Bulk result downloads: ten a minute; the eleventh blocks downloads for a minute
+        (docs/zoho-crm-api.md §4)."""
         with self._lock:
             if now < self._blocked_until:
                 raise too_many("Download limit exceeded. Please try again after a minute.")

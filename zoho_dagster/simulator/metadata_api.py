@@ -1,4 +1,4 @@
-"""Users (reference §3.4), modules metadata (§3.2) and fields metadata (§3.3)."""
+"""Users (docs/zoho-crm-api.md §3.4), modules metadata (§3.2) and fields metadata (§3.3)."""
 
 from __future__ import annotations
 

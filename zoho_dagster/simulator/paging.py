@@ -48,7 +48,7 @@ class PageTokens:
     def redeem(
         self, token: str, org_id: str, user_id: str, binding: tuple[tuple[str, str], ...], now: float
     ) -> PageToken:
-        """Validate a presented token in the order Zoho's errors suggest (reference §2.2)."""
+        """Validate a presented token in the order Zoho's errors suggest (docs/zoho-crm-api.md §2.2)."""
         tok = self._tokens.get(token)
         if tok is None or tok.org_id != org_id or tok.user_id != user_id:
             raise ApiError(
@@ -62,7 +62,7 @@ class PageTokens:
                 {"param_name": "page_token"},
             )
         if tok.expires_at <= now:
-            # UNCONFIRMED details (reference §2.2): {"param_name": "page_token"}.
+            # UNCONFIRMED details (docs/zoho-crm-api.md §2.2): {"param_name": "page_token"}.
             raise ApiError(400, "EXPIRED_VALUE", "The token given has expired", {"param_name": "page_token"})
         return tok
 

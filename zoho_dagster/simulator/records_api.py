@@ -1,4 +1,5 @@
-"""`GET /crm/v6/{Module}` with Zoho's pagination rules (reference §2), single records, count and deleted."""
+"""`GET /crm/v6/{Module}` with Zoho's pagination rules (docs/zoho-crm-api.md §2), single records, count and
+deleted."""
 
 from __future__ import annotations
 
@@ -134,7 +135,7 @@ def list_records(req: Request, name: str) -> tuple[int, Any]:
         "per_page": per_page,
         "next_page_token": next_token.token if next_token else None,
         "count": len(data),
-        # Token-paged responses still say page 1 in Zoho's own sample (reference §2.3).
+        # Token-paged responses still say page 1 in Zoho's own sample (docs/zoho-crm-api.md §2.3).
         "page": page,
         "previous_page_token": presented,
         "page_token_expiry": req.render_now(next_token.expires_at) if next_token else None,
@@ -186,7 +187,7 @@ def _by_ids(
 
 
 def get_record(req: Request, name: str, record_id: str) -> tuple[int, Any]:
-    """`GET /crm/v6/{Module}/{id}`: every field; `fields` optional (reference §2.1)."""
+    """`GET /crm/v6/{Module}/{id}`: every field; `fields` optional (docs/zoho-crm-api.md §2.1)."""
     spec = resolve_module(req, name)
     store = req.org.store
     index = store.index_of(spec.api_name, record_id)
@@ -200,7 +201,8 @@ def get_record(req: Request, name: str, record_id: str) -> tuple[int, Any]:
 
 
 def count(req: Request, name: str) -> tuple[int, Any]:
-    """`/{Module}/actions/count` needs ZohoSearch.securesearch.READ and module read (reference §3.5)."""
+    """`/{Module}/actions/count` needs ZohoSearch.securesearch.READ and module read (docs/zoho-crm-api.md
+    §3.5)."""
     spec = resolve_module(req, name)
     req.require("ZohoSearch.securesearch.READ", "ZohoSearch.securesearch.ALL")
     criteria = req.params.get("criteria")
@@ -214,9 +216,9 @@ _MODIFIED_SINCE = re.compile(r"^\(Modified_Time:greater_equal:(?P<value>[^()]+)\
 def _modified_since_criteria(criteria: str) -> float:
     """The instant of ``(Modified_Time:greater_equal:<ISO-8601>)``: the one criterion the sync counts with.
 
-    Zoho's count API takes search criteria (reference §3.5, §3.7). Strictest plausible: any other criterion is
-    refused with INVALID_QUERY instead of being ignored, so a client cannot rely on a filter this simulator
-    would not apply.
+    Zoho's count API takes search criteria (docs/zoho-crm-api.md §3.5, §3.7). Strictest plausible: any other
+    criterion is refused with INVALID_QUERY instead of being ignored, so a client cannot rely on a filter
+    this simulator would not apply.
     """
     match = _MODIFIED_SINCE.match(criteria.strip())
     since = parse_time(match.group("value")) if match else None

@@ -1,10 +1,11 @@
-"""Zoho's data centres (reference §1.9); each is served under a lower-case path prefix on one port."""
+"""Zoho's data centres (docs/zoho-crm-api.md §1.9); each is served under a lower-case path prefix on one
+port."""
 
 from __future__ import annotations
 
 REGIONS: tuple[str, ...] = ("US", "EU", "IN", "AU", "JP", "CN", "CA", "SA")
 
-# The real hosts, kept for documentation and for the `location` of an org (reference §1.9).
+# The real hosts, kept for documentation and for the `location` of an org (docs/zoho-crm-api.md §1.9).
 REAL_ACCOUNTS: dict[str, str] = {
     "US": "https://accounts.zoho.com",
     "EU": "https://accounts.zoho.eu",

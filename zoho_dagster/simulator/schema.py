@@ -1,7 +1,7 @@
 """Module and field metadata: what `/settings/modules` and `/settings/fields` describe and records carry.
 
-Field shapes follow reference §3.3 (data_type → json_type → JSON value). Leads deliberately has more than 50
-fields so that clients must split `fields` into batches (reference §7.2).
+Field shapes follow docs/zoho-crm-api.md §3.3 (data_type → json_type → JSON value). Leads deliberately has
+more than 50 fields so that clients must split `fields` into batches (docs/zoho-crm-api.md §7.2).
 """
 
 from __future__ import annotations
@@ -51,7 +51,8 @@ class FieldSpec:
 
     @property
     def json_type(self) -> str:
-        # Tag: field metadata claims text/string although records carry an array (reference §3.3, §7.11).
+        # Tag: field metadata claims text/string although records carry an array (docs/zoho-crm-api.md §3.3,
+        # §7.11).
         return JSON_TYPES.get(self.data_type, "string")
 
     @property
@@ -83,7 +84,7 @@ class ModuleSpec:
 
     @property
     def scope_name(self) -> str:
-        """The lower-case name in `ZohoCRM.modules.{name}.READ` (reference §1.8)."""
+        """The lower-case name in `ZohoCRM.modules.{name}.READ` (docs/zoho-crm-api.md §1.8)."""
         return "custom" if self.generated_type == "custom" else self.api_name.lower()
 
 

@@ -140,7 +140,7 @@ class Handler(BaseHTTPRequestHandler):
         try:
             header = self.headers.get("Authorization") or ""
             scheme, _, value = header.partition(" ")
-            # UNCONFIRMED whether "Bearer" works (reference §1.7): strictest, only Zoho-oauthtoken.
+            # UNCONFIRMED whether "Bearer" works (docs/zoho-crm-api.md §1.7): strictest, only Zoho-oauthtoken.
             if scheme != "Zoho-oauthtoken" or not value.strip():
                 raise authentication_failure()
             token = sim.accounts.lookup(value.strip(), sim.clock.now())

@@ -31,7 +31,7 @@ Key = tuple[int, int]  # (sort value, id)
 
 @dataclass
 class Deleted:
-    """A deleted-records entry (reference §3.6); times in epoch seconds."""
+    """A deleted-records entry (docs/zoho-crm-api.md §3.6); times in epoch seconds."""
 
     id: str
     type: str
@@ -95,7 +95,7 @@ class OrgStore:
         self, spec: ModuleSpec, rec: dict[str, Any], kind: str, when: float, by: int
     ) -> Deleted:
         if kind == "permanent":
-            # Permanent entries carry null names (reference §3.6 sample, §7.6).
+            # Permanent entries carry null names (docs/zoho-crm-api.md §3.6 sample, §7.6).
             return Deleted(rec["id"], kind, when, None, None, None)
         name = rec.get(spec.name_field)
         return Deleted(rec["id"], kind, when, None if name is None else str(name), rec.get("Created_By"), by)
@@ -253,7 +253,8 @@ class OrgStore:
         return {"data": data, "deleted": deleted}
 
     def deleted_entries(self, module: str, kind: str, since: float | None) -> list[Deleted]:
-        """Visible deleted entries, newest first; recycle kept 60 days, permanent 120 (reference §3.6)."""
+        """Visible deleted entries, newest first; recycle kept 60 days, permanent 120 (docs/zoho-crm-api.md
+        §3.6)."""
         now = self._now()
         with self._lock:
             entries = list(self.modules[module].deleted.values())

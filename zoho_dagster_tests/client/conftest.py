@@ -7,6 +7,7 @@ import pytest
 
 from zoho_dagster.client import ClientConfig, Credentials, ZohoClient
 from zoho_dagster.client.policy import FAST_TEST_POLICY, RetryPolicy
+from zoho_dagster.postgres.token_cache import PostgresTokenCache
 
 ClientFactory = Callable[..., ZohoClient]
 
@@ -33,10 +34,14 @@ def org_client(
     else:
         values["refresh_token"] = org["refresh_token"]
     values.update(credential_overrides)
+    credentials = Credentials(**values)
+    token_cache = PostgresTokenCache(
+        database_url, credentials.client_id, credentials.client_secret, credentials.refresh_token
+    )
     return ZohoClient(
         ClientConfig(
-            credentials=Credentials(**values),
-            database_url=database_url,
+            credentials=credentials,
+            token_cache=token_cache,
             api_domain=org["api_domain"],
             requests_per_second=requests_per_second,
             max_concurrency=max_concurrency,

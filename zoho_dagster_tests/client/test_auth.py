@@ -105,7 +105,7 @@ def test_token_throttle_waits_then_fails_clearly(simulator: Any, database_url: s
     import requests
 
     minter = TokenMinter(credentials, FAST_TEST_POLICY, requests.Session())
-    for _ in range(10):  # Zoho allows ten tokens per ten minutes per client (reference §1.5)
+    for _ in range(10):  # Zoho allows ten tokens per ten minutes per client (docs/zoho-crm-api.md §1.5)
         minter.mint()
     with pytest.raises(ZohoAuthError) as caught:
         minter.mint()

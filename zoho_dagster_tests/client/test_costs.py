@@ -24,7 +24,8 @@ def test_a_5000_record_window_costs_pages_times_passes(big_simulator: Any, datab
     client = org_client(big_simulator.primary, database_url, requests_per_second=1000.0)
     fields = field_names(client.list_fields("Leads"))
     truth = truth_window(big_simulator.control.truth("Leads"), fields, WIDE_START, WIDE_END)
-    # Zoho: ≤200 records per page, ≤50 fields per call, every pass carrying Modified_Time (reference §2.1).
+    # Zoho: ≤200 records per page, ≤50 fields per call, every pass carrying Modified_Time
+    # (docs/zoho-crm-api.md §2.1).
     passes = math.ceil((len(fields) - 1) / 49)
     assert passes == math.ceil(len(fields) / 50) == 2
     big_simulator.control.reset_stats()

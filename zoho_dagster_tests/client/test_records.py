@@ -24,7 +24,7 @@ def test_leads_with_more_than_fifty_fields_come_back_whole(
 ) -> None:
     client = make_client()
     fields = field_names(client.list_fields("Leads"))
-    assert len(fields) > 50  # the simulator's Leads are wide (DESIGN.md §5)
+    assert len(fields) > 50  # the simulator's Leads are wide (docs/design.md §5)
     got = collect(client.iter_records("Leads", WIDE_START, WIDE_END, fields), fields)
     expected = truth_window(simulator.control.truth("Leads"), fields, WIDE_START, WIDE_END)
     assert len(got) == len(expected) > 2000

@@ -9,7 +9,7 @@ from zoho_dagster.client import REGIONS, Credentials, ZohoAuthError, ZohoConfigE
 from zoho_dagster.client.regions import hosts, region
 from zoho_dagster_tests.client.conftest import org_client
 
-# Literal hostnames of reference/zoho-crm-api-v6.md §1.9.
+# Literal hostnames of docs/zoho-crm-api.md §1.9.
 REFERENCE_HOSTS = {
     "US": ("https://accounts.zoho.com", "https://www.zohoapis.com"),
     "EU": ("https://accounts.zoho.eu", "https://www.zohoapis.eu"),

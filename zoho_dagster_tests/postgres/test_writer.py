@@ -8,7 +8,8 @@ import pytest
 import sqlalchemy as sa
 
 from zoho_dagster.postgres.engine import make_engine
-from zoho_dagster.postgres.writer import SyncInputError, TableName, read_rows, write_stream
+from zoho_dagster.postgres.tables import TableName
+from zoho_dagster.postgres.writer import SyncInputError, read_rows, write_stream
 from zoho_dagster.record_stream import RecordStream
 
 LEADS = TableName("zoho_crm", "leads")

@@ -41,7 +41,7 @@ def get(
 
 
 def error(resp: requests.Response) -> dict[str, Any]:
-    """The standard error body; asserts the four keys of reference §6.5 are present."""
+    """The standard error body; asserts the four keys of docs/zoho-crm-api.md §6.5 are present."""
     body = resp.json()
     assert set(body) == {"code", "details", "message", "status"}, body
     assert body["status"] == "error"
@@ -69,7 +69,7 @@ RECORD_MODULES = (
     "Notes",
     "Vehicles",
 )
-"""The record modules the simulator must serve: the twelve of reference §3.1 and the custom one."""
+"""The record modules the simulator must serve: the twelve of docs/zoho-crm-api.md §3.1 and the custom one."""
 
 INVALID_TOKEN = {"code": "INVALID_TOKEN", "details": {}, "message": "invalid oauth token", "status": "error"}
-"""The 401 body for an expired or unknown access token (reference §1.7)."""
+"""The 401 body for an expired or unknown access token (docs/zoho-crm-api.md §1.7)."""

@@ -1,4 +1,4 @@
-"""Accounts server conformance (reference §1.2-§1.6)."""
+"""Accounts server conformance (docs/zoho-crm-api.md §1.2-§1.6)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""API authentication and per-endpoint scopes (reference §1.7, §1.8)."""
+"""API authentication and per-endpoint scopes (docs/zoho-crm-api.md §1.7, §1.8)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Bulk Read (reference §4)."""
+"""Bulk Read (docs/zoho-crm-api.md §4)."""
 
 from __future__ import annotations
 

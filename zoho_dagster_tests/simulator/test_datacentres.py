@@ -1,4 +1,4 @@
-"""Data centres (reference §1.9): one org per region, tokens only valid on their own API domain."""
+"""Data centres (docs/zoho-crm-api.md §1.9): one org per region, tokens only valid on their own API domain."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Credits, concurrency and sub-concurrency (reference §6)."""
+"""Credits, concurrency and sub-concurrency (docs/zoho-crm-api.md §6)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Modules, fields, users, count and deleted records (reference §3.2-§3.6)."""
+"""Modules, fields, users, count and deleted records (docs/zoho-crm-api.md §3.2-§3.6)."""
 
 from __future__ import annotations
 
@@ -77,7 +77,7 @@ def test_count(sim: RunningSimulator) -> None:
 
 
 def test_count_with_a_modified_time_criterion(sim: RunningSimulator) -> None:
-    """``criteria`` bounds the count (reference §3.5); datetimes as in search criteria (§3.7)."""
+    """``criteria`` bounds the count (docs/zoho-crm-api.md §3.5); datetimes as in search criteria (§3.7)."""
     records = sim.control.truth("Contacts")["data"]
     moments = sorted(datetime.fromisoformat(r["Modified_Time"]).astimezone(timezone.utc) for r in records)
     since = moments[len(moments) // 3]

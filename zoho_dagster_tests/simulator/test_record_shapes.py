@@ -1,4 +1,4 @@
-"""Record JSON conventions (reference §3.3, §5) and deterministic, realistic data."""
+"""Record JSON conventions (docs/zoho-crm-api.md §3.3, §5) and deterministic, realistic data."""
 
 from __future__ import annotations
 

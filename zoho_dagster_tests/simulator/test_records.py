@@ -1,4 +1,4 @@
-"""`GET /crm/v6/{Module}` conformance (reference §2)."""
+"""`GET /crm/v6/{Module}` conformance (docs/zoho-crm-api.md §2)."""
 
 from __future__ import annotations
 

@@ -1,10 +1,11 @@
 """The shared access-token cache: one row per (accounts server, client, org) in Postgres.
 
-Zoho mints at most 10 access tokens per 10 minutes per refresh token/client and keeps only 15 alive (reference
-§1.5): twenty parallel Dagster steps each minting their own would trip the throttle. So every process and host
-reads the token from ``zoho_dagster.oauth_tokens``, and the one that finds it missing or stale mints a new one
-while holding a transaction-scoped advisory lock on the row's key: the others wait on the lock and then find
-the fresh token.
+Zoho mints at most 10 access tokens per 10 minutes per refresh token/client and keeps only 15 alive
+(docs/zoho-crm-api.md §1.5): twenty parallel Dagster steps each minting their own would trip the throttle.
+So every process and host reads the token from ``zoho_dagster.oauth_tokens``, and the one that finds it
+missing or stale mints a new one while holding a transaction-scoped advisory lock on the row's key: the
+others wait on the lock and then find the fresh token. This is the client's ``TokenCache`` protocol
+(:mod:`zoho_dagster.client.token_cache`), injected by the resource; the client never imports this module.
 
 Rows are keyed by a SHA-256 of the identity (no client id or org in clear) and the token is sealed with a key
 derived from the client secret (HMAC-SHA256 keystream + tag): a dump of the table, a log of its rows or a
@@ -18,10 +19,11 @@ import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from zoho_dagster.client.token_cache import StoredToken
 from zoho_dagster.postgres.engine import make_engine
 
 SCHEMA = "zoho_dagster"
@@ -38,16 +40,6 @@ _DDL = (
         minted_at timestamptz NOT NULL DEFAULT now()
     )""",
 )
-
-
-@dataclass(frozen=True)
-class StoredToken:
-    """A token as read back: ``remaining`` seconds of validity by the database clock (no host clock skew)."""
-
-    value: str = field(repr=False)
-    api_domain: str
-    lifetime: int
-    remaining: float
 
 
 class Sealer:
@@ -84,11 +76,6 @@ class Sealer:
         return bytes(a ^ b for a, b in zip(cipher, self._keystream(nonce, len(cipher)), strict=True)).decode()
 
 
-def cache_key(accounts_url: str, client_id: str, org: str) -> str:
-    """The row key: a hash of who mints for whom, so the table does not list client ids or orgs."""
-    return hashlib.sha256(f"{accounts_url}\n{client_id}\n{org}".encode()).hexdigest()
-
-
 def _lock_id(key: str) -> int:
     return int.from_bytes(hashlib.sha256(b"lock:" + key.encode()).digest()[:8], "big", signed=True)
 
@@ -97,13 +84,13 @@ _ready: set[str] = set()
 _ready_lock = threading.Lock()
 
 
-class TokenStore:
-    """Reads and writes the token rows of one database."""
+class PostgresTokenCache:
+    """The token rows of one database, sealed with a key derived from ``secrets`` (the client's secrets)."""
 
-    def __init__(self, database_url: str, sealer: Sealer) -> None:
+    def __init__(self, database_url: str, *secrets: str | None) -> None:
         self._engine = make_engine(database_url)
         self._url_key = hashlib.sha256(database_url.encode()).hexdigest()
-        self._sealer = sealer
+        self._sealer = Sealer(*secrets)
 
     def ensure_schema(self) -> None:
         """Create the schema and table once per process and database (serialised across processes)."""
@@ -150,7 +137,7 @@ class TokenStore:
 class LockedRow:
     """The row of one key inside the locked transaction."""
 
-    store: TokenStore
+    store: PostgresTokenCache
     connection: sa.Connection
     key: str
 

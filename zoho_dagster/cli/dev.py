@@ -1,0 +1,128 @@
+"""``zoho-dagster dev``: ``dagster dev -w workspace.yaml`` with a prepared ``DAGSTER_HOME``.
+
+Dagster's storage goes to Postgres (the project's ``dagster.yaml``); the sync reads real Zoho when
+``ZOHO_CRM_*`` credentials are set, else a simulator started for the session. Other options go to
+``dagster dev``.
+"""
+
+import argparse
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from zoho_dagster import environment
+from zoho_dagster.cli.common import STATE_DIR, point_at_simulator, shared_database_url, simulator
+
+
+def _has_credentials() -> bool:
+    from zoho_dagster.settings import load_settings
+
+    return load_settings().has_credentials
+
+
+def _dagster_home(project: Path) -> Path:
+    """``.zoho_dagster/dagster_home`` with the project's dagster.yaml (Dagster's storage in Postgres)."""
+    home = (STATE_DIR / "dagster_home").resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    source = project / "dagster.yaml"
+    if source.exists():
+        shutil.copyfile(source, home / "dagster.yaml")
+    else:
+        (home / "dagster.yaml").write_text(
+            "storage:\n  custom:\n    module: zoho_dagster.postgres.dagster_storage\n"
+            "    class: ZohoDagsterStorage\n    config: {}\n"
+            "concurrency:\n  pools:\n    default_limit: 3\n"
+        )
+    return home
+
+
+def _workspace(project: Path, home: Path) -> Path:
+    workspace = project / "workspace.yaml"
+    if workspace.exists():
+        return workspace
+    generated = home / "workspace.yaml"
+    generated.write_text("load_from:\n  - python_module:\n      module_name: zoho_dagster.definitions\n")
+    return generated
+
+
+def cmd_dev(args: argparse.Namespace) -> int:
+    from zoho_dagster.postgres.dagster_storage import dagster_storage_url
+
+    project = Path.cwd()
+    configured = environment.database_url() is not None
+    url = shared_database_url()
+    environment.export_dagster_storage_url(dagster_storage_url(environment.dagster_storage_url() or url))
+    home = _dagster_home(project)
+    os.environ["DAGSTER_HOME"] = str(home)
+    # The project's venv exports DAGSTER_MODULE_NAME for `dagster asset materialize`; `dagster dev -w` names
+    # its code location through the workspace file instead, and the two together are refused.
+    os.environ.pop("DAGSTER_MODULE_NAME", None)
+    command = [
+        sys.executable,
+        "-m",
+        "dagster",
+        "dev",
+        "-w",
+        str(_workspace(project, home)),
+        *args.dagster_args,
+    ]
+    with contextlib.ExitStack() as stack:
+        if _has_credentials() and not args.simulator:
+            print("zoho-dagster dev: real Zoho CRM (ZOHO_CRM_* set)")
+        else:
+            running = stack.enter_context(simulator(args.records, args.seed, 0))
+            point_at_simulator(running.primary)
+            print(f"zoho-dagster dev: simulator at {running.base_url} (no ZOHO_CRM_* credentials set)")
+        where = environment.DATABASE_URL_VARIABLE if configured else "the embedded Postgres"
+        print(f"DAGSTER_HOME={home}; synced tables in {where}")
+        return _run_forwarding_signals(command)
+
+
+def _run_forwarding_signals(command: list[str], grace_seconds: float = 30.0) -> int:
+    """Run ``command`` in its own process group; Ctrl-C or SIGTERM stop that whole group.
+
+    ``dagster dev`` shuts down cleanly on SIGINT only, and its webserver, daemon and code server are its
+    children: both signals become SIGINT to the group, and whatever still runs after ``grace_seconds`` is
+    killed, so nothing outlives the command (the simulator is stopped once the group is gone).
+    """
+    stopping: list[float] = []
+    process: subprocess.Popen[bytes] | None = None
+
+    def forward(_signum: int, _frame: object) -> None:
+        stopping.append(time.monotonic())
+        if process is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGINT)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        process = subprocess.Popen(command, start_new_session=True)
+        while True:
+            try:
+                return process.wait(timeout=1)
+            except subprocess.TimeoutExpired:
+                if stopping and time.monotonic() - stopping[0] > grace_seconds:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(process.pid, signal.SIGKILL)
+                    return process.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def add_parser(commands: Any) -> None:
+    dev = commands.add_parser(
+        "dev",
+        help="dagster dev on this project (simulator unless ZOHO_CRM_* is set); other options: dagster dev",
+    )
+    dev.add_argument("--simulator", action="store_true", help="use the simulator even if credentials are set")
+    dev.add_argument("--records", type=int, default=2500)
+    dev.add_argument("--seed", type=int, default=1)
+    dev.set_defaults(func=cmd_dev)
+

@@ -1,0 +1,45 @@
+"""Which Postgres to use, and the one place that starts the embedded one (the ``pgserver`` wheel).
+
+Whoever needs a database and was given no URL — a run's IO manager or resource, the demo, ``dev``, the checks,
+Dagster's storage — calls :func:`resolve_database_url`; only there is the embedded server started, and it says
+so in the log, so that a missing ``ZOHO_DAGSTER_DATABASE_URL`` on a production host is visible rather than
+silently filling a local directory. Loading the definitions never calls it.
+
+The server is left running when this process exits (``cleanup_mode=None``) because ``dagster dev`` runs steps
+in other processes that must reach the same database; a later call with the same data directory reuses it.
+"""
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+from zoho_dagster import environment
+
+log = logging.getLogger(__name__)
+
+
+def embedded_database_url(
+    data_dir: Path | None = None, announce: Callable[[str], object] | None = None
+) -> str:
+    """Start (or reuse) the embedded server in ``data_dir``; its ``postgresql://`` URL (a Unix socket).
+
+    ``announce`` receives the sentence saying so (a Dagster ``context.log.info``); default: this module's log.
+    """
+    import pgserver  # imported late: starting Python with it is not free and most callers never need it
+
+    directory = (data_dir or environment.embedded_data_dir()).resolve()
+    directory.mkdir(parents=True, exist_ok=True)
+    variable = environment.DATABASE_URL_VARIABLE
+    (announce or log.info)(
+        f"{variable} is unset: using the embedded PostgreSQL in {directory} (set {variable} to use your "
+        "own server)."
+    )
+    server = pgserver.get_server(directory, cleanup_mode=None)
+    return server.get_uri()
+
+
+def resolve_database_url(
+    database_url: str | None = None, announce: Callable[[str], object] | None = None
+) -> str:
+    """The explicit URL, else ``$ZOHO_DAGSTER_DATABASE_URL``, else the embedded server's (started here)."""
+    return database_url or environment.database_url() or embedded_database_url(announce=announce)
