@@ -63,7 +63,7 @@ def sync_playwright() -> Any:
     if not CHROMIUM.exists():
         pytest.fail(
             f"Chromium is not installed at {CHROMIUM}: install Debian's package "
-            "(apt-get install -y chromium; .ci/run does) or deselect this test with -m 'not browser'.",
+            "(apt-get install -y chromium; `make test` does) or deselect this test with -m 'not browser'.",
             pytrace=False,
         )
     try:
@@ -85,6 +85,7 @@ def dagster_dev(simulator: Any, database_url: str, tmp_path: Path) -> Iterator[s
         key: value
         for key, value in os.environ.items()
         if not key.startswith(("ZOHO_CRM", "ZOHO_DAGSTER_REPLICATION", "ZOHO_DAGSTER_AUTOMATION"))
+        and key != "DAGSTER_MODULE_NAME"  # set by the venv's activate script; `-w workspace.yaml` refuses it
     }
     env.update(
         {
