@@ -23,11 +23,10 @@ from zoho_dagster.partitions import daily_partitions, utc_window
 from zoho_dagster.postgres.tables import TableName
 from zoho_dagster.record_stream import RecordStream
 from zoho_dagster.replication import ReplicatedStream, replicated
-from zoho_dagster.resource import ZohoCRMResource
+from zoho_dagster.resource import POOL, ZohoCRMResource
 from zoho_dagster.streams import CATALOG, StreamSpec
 from zoho_dagster.translator import DagsterZohoTranslator
 
-POOL = "zoho_crm_api"
 IO_MANAGER_KEY = "io_manager"
 
 USER_FIELDS: list[dict] = [

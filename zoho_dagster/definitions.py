@@ -8,5 +8,7 @@ tables come from the replication file (``ZOHO_DAGSTER_REPLICATION``; unset: the 
 """
 
 from zoho_dagster.builder import build_definitions
+from zoho_dagster.environment import batch_dagster_events
 
+batch_dagster_events()
 defs = build_definitions()

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import dagster as dg
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
 from zoho_dagster.client import MAX_EDITION_CONCURRENCY, ClientConfig, RetryPolicy, ZohoClient, mask
 from zoho_dagster.postgres.database import resolve_database_url
@@ -24,10 +24,26 @@ from zoho_dagster.settings import (
     DATABASE_URL,
     SCOPES,
     SECRET_VARIABLES,
-    RawSettings,
+    TUNING_VARIABLES,
     ZohoSettings,
+    read_environment,
     validate_settings,
 )
+
+POOL = "zoho_crm_api"
+"""The Dagster pool every stream asset runs in (dagster.yaml limits it)."""
+
+
+def pool_limit(instance: dg.DagsterInstance, pool: str) -> int:
+    """Steps of ``pool`` that may run at once on ``instance``: its slots, else the default limit, else 1."""
+    try:
+        slots = instance.event_log_storage.get_concurrency_info(pool).slot_count
+    except Exception:  # storages without concurrency support (in-memory test instances)
+        slots = 0
+    if slots:
+        return int(slots)
+    default = instance.get_concurrency_config().pool_config.default_pool_limit
+    return int(default) if default else 1
 
 _SECRET_FIELDS = frozenset({"client_secret", "refresh_token", "connection", "database_url"})
 
@@ -63,20 +79,30 @@ class ZohoCRMResource(dg.ConfigurableResource):
         default=None,
         description="Postgres holding the shared token cache; unset: ZOHO_DAGSTER_DATABASE_URL or embedded.",
     )
-    requests_per_second: float = Field(
-        default=5.0, gt=0, description="Request starts per second, per process."
+    requests_per_second: float | None = Field(
+        default=None,
+        gt=0,
+        description="Optional cap on request starts per second, per process (ZOHO_CRM_REQUESTS_PER_SECOND); "
+        "unset: no cap, Zoho limits concurrency rather than rate.",
     )
-    max_concurrency: int = Field(
-        default=3,
+    max_concurrency: int | None = Field(
+        default=None,
         ge=1,
         le=MAX_EDITION_CONCURRENCY,
-        description="Requests in flight per process (at most the edition's concurrency, 5 to 25).",
+        description="Requests in flight per process (ZOHO_CRM_MAX_CONCURRENCY); unset: the org's edition "
+        "concurrency divided by the zoho_crm_api pool's limit (README, 'Speed and manners').",
+    )
+    bulk_threshold: int | None = Field(
+        default=None,
+        ge=0,
+        description="Windows of more records are read with Bulk Read (ZOHO_CRM_BULK_THRESHOLD); 0: never.",
     )
     max_retries: int = Field(default=6, ge=0, description="Retries of 429/5xx/resets/truncations per call.")
     backoff_base_seconds: float = Field(
         default=0.5, gt=0, description="First retry wait; doubles per retry, with jitter."
     )
     backoff_max_seconds: float = Field(default=30.0, gt=0, description="Longest wait between two retries.")
+    _concurrency_share: int = PrivateAttr(default=1)
     token_throttle_wait_seconds: float = Field(
         default=60.0,
         ge=0,
@@ -108,13 +134,27 @@ class ZohoCRMResource(dg.ConfigurableResource):
         for name, value in super().__repr_args__():
             yield name, (mask(value) if name in _SECRET_FIELDS and isinstance(value, str) else value)
 
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        """Learn how many runs may call Zoho at once (the pool's limit) to size this process's share."""
+        if context.instance is not None:
+            self._concurrency_share = pool_limit(context.instance, POOL)
+
     def settings(self) -> ZohoSettings:
-        """The fields validated as the environment would be (same sentences, citing the variable and field).
+        """The environment, overlaid with the fields set here, validated (same sentences, citing the source).
+
+        The environment is read even when fields are set, so run config that sets only a tuning field
+        (``resources.zoho_crm.config: {max_concurrency: 10}``) keeps the credentials from ``ZOHO_CRM_*``.
         """
-        raw = RawSettings()
+        raw = read_environment()
         if self.connection is not None:
             raw.add_connection(self.connection, f"{CONNECTION} (resource field connection)")
-        for name, variable in (*SECRET_VARIABLES.items(), ("scopes", SCOPES), ("database_url", DATABASE_URL)):
+        fields = (
+            *SECRET_VARIABLES.items(),
+            *TUNING_VARIABLES.items(),
+            ("scopes", SCOPES),
+            ("database_url", DATABASE_URL),
+        )
+        for name, variable in fields:
             value = getattr(self, name)
             if name == "region" and str(value).strip().upper() == "US":
                 continue  # US is also the default: let the connection or the accounts URL name the region
@@ -148,8 +188,9 @@ class ZohoCRMResource(dg.ConfigurableResource):
                 credentials=credentials,
                 token_cache=token_cache,
                 api_domain=settings.api_domain,
-                requests_per_second=self.requests_per_second,
-                max_concurrency=self.max_concurrency,
+                requests_per_second=settings.requests_per_second,
+                max_concurrency=settings.max_concurrency,
+                concurrency_share=self._concurrency_share,
                 policy=self.retry_policy(),
             )
         )

@@ -26,6 +26,7 @@ import yaml
 from zoho_dagster import environment
 from zoho_dagster.client import (
     DEFAULT_SCOPES,
+    MAX_EDITION_CONCURRENCY,
     REGIONS,
     Credentials,
     ZohoConfigError,
@@ -48,7 +49,22 @@ SECRET_VARIABLES: dict[str, str] = {
     "accounts_url": "ZOHO_CRM_ACCOUNTS_URL",
     "api_domain": "ZOHO_CRM_API_DOMAIN",
 }
-VARIABLES: tuple[str, ...] = (*SECRET_VARIABLES.values(), ANCHOR_DATE, SCOPES, DATABASE_URL, CONNECTION)
+# setting name → variable of the tuning knobs (how fast, how the window is read); not part of a connection.
+TUNING_VARIABLES: dict[str, str] = {
+    "max_concurrency": "ZOHO_CRM_MAX_CONCURRENCY",
+    "requests_per_second": "ZOHO_CRM_REQUESTS_PER_SECOND",
+    "bulk_threshold": "ZOHO_CRM_BULK_THRESHOLD",
+}
+DEFAULT_BULK_THRESHOLD = 100_000
+"""Windows holding more records than this are read with Bulk Read (docs/design.md §3)."""
+VARIABLES: tuple[str, ...] = (
+    *SECRET_VARIABLES.values(),
+    *TUNING_VARIABLES.values(),
+    ANCHOR_DATE,
+    SCOPES,
+    DATABASE_URL,
+    CONNECTION,
+)
 _SOID = re.compile(r"^ZohoCRM\.[A-Za-z0-9_-]+$")
 _CONNECTION_EXAMPLE = (
     '{type: api, spec: zoho-crm, secrets: {client_id: ..., client_secret: ..., soid: "ZohoCRM.<org_id>"}}'
@@ -70,6 +86,9 @@ class ZohoSettings:
     anchor_date: date
     database_url: str | None = field(repr=False)
     scopes: str = DEFAULT_SCOPES
+    max_concurrency: int | None = None
+    requests_per_second: float | None = None
+    bulk_threshold: int = DEFAULT_BULK_THRESHOLD
     sources: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     def __repr__(self) -> str:
@@ -169,6 +188,29 @@ def _check_url(value: str | None, label: str, example: str) -> str | None:
     return value.rstrip("/") if value else None
 
 
+def _number(
+    raw: "RawSettings",
+    name: str,
+    kind: type[int] | type[float],
+    lowest: float,
+    highest: float | None,
+    default: Any = None,
+) -> Any:
+    """``raw``'s ``name`` as a number within ``[lowest, highest]``, or a sentence naming its source."""
+    text = raw.values.get(name)
+    if text is None:
+        return default
+    try:
+        value = kind(text)
+    except ValueError:
+        value = None
+    if value is None or value < lowest or (highest is not None and value > highest):
+        bound = f"between {lowest:g} and {highest:g}" if highest is not None else f"at least {lowest:g}"
+        what = "a whole number" if kind is int else "a number"
+        raise ZohoConfigError(f"{raw.sources[name]} is {text!r}; set it to {what} {bound}.")
+    return value
+
+
 def _anchor(value: str | None, label: str, today: date) -> date:
     if value is None:
         try:
@@ -224,6 +266,8 @@ def read_environment(environ: Mapping[str, str] | None = None) -> RawSettings:
         raw.add_connection(str(env[CONNECTION]), CONNECTION)
     for name, variable in SECRET_VARIABLES.items():
         raw.set(name, env.get(variable), variable)
+    for name, variable in TUNING_VARIABLES.items():
+        raw.set(name, env.get(variable), variable)
     raw.set("anchor_date", env.get(ANCHOR_DATE), ANCHOR_DATE)
     raw.set("scopes", env.get(SCOPES), SCOPES)
     raw.set("database_url", environment.database_url(env), DATABASE_URL)
@@ -269,7 +313,11 @@ def validate_settings(raw: RawSettings, today: date | None = None) -> ZohoSettin
         accounts_url=accounts_url or region_hosts.accounts_url,
         api_domain=api_domain,
         anchor_date=_anchor(values.get("anchor_date"), sources.get("anchor_date", ANCHOR_DATE), today),
-        database_url=database_url, scopes=values.get("scopes") or DEFAULT_SCOPES,
+        database_url=database_url,
+        scopes=values.get("scopes") or DEFAULT_SCOPES,
+        max_concurrency=_number(raw, "max_concurrency", int, 1, MAX_EDITION_CONCURRENCY),
+        requests_per_second=_number(raw, "requests_per_second", float, 0.001, None),
+        bulk_threshold=_number(raw, "bulk_threshold", int, 0, None, DEFAULT_BULK_THRESHOLD),
         sources=dict(sources),
     )
 

@@ -111,3 +111,20 @@ def test_the_package_exports_its_public_api() -> None:
     }
     for name in zoho_dagster.__all__:
         assert getattr(zoho_dagster, name) is not None
+
+
+def test_loading_the_definitions_batches_dagster_events_unless_the_user_chose(tmp_path: Any) -> None:
+    """A year's single-run backfill writes 366 materializations: batched, not one insert each."""
+    import os
+    import subprocess
+    import sys
+
+    probe = "import os, zoho_dagster.definitions; print(os.environ['DAGSTER_EVENT_BATCH_SIZE'])"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ZOHO_", "DAGSTER_"))}
+    for chosen, expected in ((None, "1000"), ("25", "25")):
+        if chosen is not None:
+            env["DAGSTER_EVENT_BATCH_SIZE"] = chosen
+        completed = subprocess.run(
+            [sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+        )
+        assert completed.stdout.strip() == expected, completed.stderr[-2000:]

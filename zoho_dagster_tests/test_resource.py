@@ -108,3 +108,63 @@ def test_bad_region_fails_with_one_sentence() -> None:
         ZohoCRMResource(
             client_id="1000.A", client_secret="s3cr3t-value", soid="ZohoCRM.1", region="XX"
         ).get_client()
+
+
+def test_run_config_tuning_keeps_the_credentials_from_the_environment(
+    simulator: Any, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``resources.zoho_crm.config: {max_concurrency: 7}`` in run config, credentials from ``ZOHO_CRM_*``."""
+    for name, value in _environ(simulator.primary, database_url).items():
+        monkeypatch.setenv(name, value)
+    seen: dict[str, Any] = {}
+
+    @dg.asset
+    def probe(zoho_crm: ZohoCRMResource) -> None:
+        client = zoho_crm.get_client()
+        seen["modules"] = client.list_modules()
+        seen["concurrency"] = client.concurrency()
+
+    result = dg.materialize(
+        [probe],
+        resources={"zoho_crm": ZohoCRMResource.from_env()},
+        run_config={"resources": {"zoho_crm": {"config": {"max_concurrency": 7}}}},
+    )
+    assert result.success
+    assert seen["modules"] and seen["concurrency"] == 7
+
+
+def test_tuning_variables_are_read_and_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    from zoho_dagster.settings import load_settings
+
+    settings = load_settings({"ZOHO_CRM_MAX_CONCURRENCY": "12", "ZOHO_CRM_REQUESTS_PER_SECOND": "2.5"})
+    assert (settings.max_concurrency, settings.requests_per_second) == (12, 2.5)
+    assert load_settings({}).requests_per_second is None  # no rate cap unless asked for
+    with pytest.raises(ZohoConfigError, match="ZOHO_CRM_MAX_CONCURRENCY is '40'; set it to a whole number"):
+        load_settings({"ZOHO_CRM_MAX_CONCURRENCY": "40"})
+    with pytest.raises(ZohoConfigError, match="ZOHO_CRM_BULK_THRESHOLD is 'lots'"):
+        load_settings({"ZOHO_CRM_BULK_THRESHOLD": "lots"})
+
+
+def test_the_pool_limit_sizes_each_process_share(simulator: Any, database_url: str) -> None:
+    """Three runs may call Zoho at once (the pool limit): each takes a third of the edition's concurrency."""
+    simulator.control.set_limits(edition="Ultimate")
+    org = simulator.primary
+    seen: dict[str, Any] = {}
+
+    @dg.asset
+    def probe(zoho_crm: ZohoCRMResource) -> None:
+        client = zoho_crm.get_client()
+        seen["concurrency"] = client.concurrency()
+        seen["heavy"] = client.limiter.heavy_limit
+
+    resource = ZohoCRMResource(
+        client_id=org["client_id"],
+        client_secret=org["client_secret"],
+        soid=org["soid"],
+        accounts_url=org["accounts_url"],
+        api_domain=org["api_domain"],
+        database_url=database_url,
+    )
+    with dg.instance_for_test(overrides={"concurrency": {"pools": {"default_limit": 3}}}) as instance:
+        assert dg.materialize([probe], resources={"zoho_crm": resource}, instance=instance).success
+    assert seen == {"concurrency": 25 // 3, "heavy": 10 // 3}

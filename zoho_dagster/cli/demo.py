@@ -39,7 +39,9 @@ def _metadata_value(result: Any, name: str, key: str, default: Any = 0) -> Any:
     return getattr(entry, "value", default) if entry is not None else default
 
 
-def sync_all(specs: Sequence[Any], tables: dict[str, str], requests_per_second: float) -> list[StreamRun]:
+def sync_all(
+    specs: Sequence[Any], tables: dict[str, str], requests_per_second: float | None = None
+) -> list[StreamRun]:
     """Materialize every stream in-process: partitioned ones as one run over the whole partition range."""
     import dagster as dg
 
@@ -189,7 +191,9 @@ def add_parser(commands: Any) -> None:
     demo.add_argument("--records", type=int, default=2500, help="leads in the simulator (default 2500)")
     demo.add_argument("--seed", type=int, default=1)
     demo.add_argument("--latency-ms", type=int, default=0, help="simulated API latency per request")
-    demo.add_argument("--requests-per-second", type=float, default=5.0, help="client rate limit (default 5)")
+    demo.add_argument(
+        "--requests-per-second", type=float, default=None, help="cap on request starts (default: none)"
+    )
     demo.add_argument("--schema", help="target schema (default zoho_crm; zoho_crm_demo on a shared database)")
     demo.add_argument("--streams", nargs="*", help="only these streams (default: all)")
     demo.set_defaults(func=cmd_demo)

@@ -14,13 +14,19 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from zoho_dagster.client.auth import Credentials, TokenProvider
-from zoho_dagster.client.errors import ZohoAPIError
+from zoho_dagster.client.errors import ZohoAPIError, ZohoPermissionError
 from zoho_dagster.client.http import Answer, Need, ZohoHttp
-from zoho_dagster.client.limiter import shared_limiter
+from zoho_dagster.client.limiter import (
+    DEFAULT_CONCURRENCY,
+    MAX_EDITION_CONCURRENCY,
+    SUB_CONCURRENCY,
+    shared_limiter,
+)
 from zoho_dagster.client.policy import RetryPolicy
-from zoho_dagster.client.records import CURSOR_FIELD, PER_PAGE, Record, WindowReader
+from zoho_dagster.client.records import CURSOR_FIELD, PER_PAGE, Record, WindowReader, field_passes
 from zoho_dagster.client.redact import mask
 from zoho_dagster.client.regions import hosts
+from zoho_dagster.client.slices import SlicedReader
 from zoho_dagster.client.stats import CallStats
 from zoho_dagster.client.timeutil import header_datetime
 from zoho_dagster.client.token_cache import PROCESS_TOKEN_CACHE, TokenCache
@@ -29,6 +35,30 @@ PAGE_LIMIT_CODE = "DISCRETE_PAGINATION_LIMIT_EXCEEDED"
 LIST_UNSUPPORTED_TYPES = frozenset({"subform", "multiselectlookup", "multiuserlookup"})
 """Field types Zoho leaves out of list responses (docs/zoho-crm-api.md §3.3, §7.8): asking for them only costs
 field slots, and a table built from list reads has no values for them."""
+
+
+_EDITION_CONCURRENCY_SEEN: dict[tuple[str, str, str], int] = {}
+_EDITIONS = (
+    (("ultimate", "crmplus", "crm_plus"), 25),
+    (("enterprise", "zohoone", "zoho_one"), 20),
+    (("professional",), 15),
+    (("standard", "starter"), 10),
+    (("free",), 5),
+)
+
+
+def edition_concurrency(license_details: dict[str, Any]) -> int:
+    """The concurrency of the edition ``license_details`` names (paid type, else trial type); 5 if unknown.
+
+    Zoho's ``paid_type`` values are only partly documented (e.g. ``zohooneenterprise``), so the edition is
+    recognised by the words in it (docs/zoho-crm-api.md §6.3).
+    """
+    for key in ("paid_type", "trial_type"):
+        text = str(license_details.get(key) or "").lower().replace(" ", "")
+        for words, concurrency in _EDITIONS:
+            if text and any(word in text for word in words):
+                return concurrency
+    return DEFAULT_CONCURRENCY
 
 
 def listable_fields(fields: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -46,15 +76,24 @@ class ClientConfig:
     """Everything a client needs; built by ``ZohoCRMResource`` from settings, or directly in code.
 
     ``token_cache`` is where tokens are shared (default: in this process only); the resource injects a cache
-    shared by every process through Postgres.
+    shared by every process through Postgres. ``max_concurrency`` is the calls in flight of this process;
+    ``None`` means the org's edition concurrency (``/org``, asked only when a read needs more than one call
+    at a time) divided by ``concurrency_share``, the number of processes that may call Zoho at once (the
+    Dagster pool's limit), so that together they stay within the edition. ``requests_per_second`` is an
+    optional cap on request starts; ``None`` means none (Zoho limits concurrency, not rate).
     """
 
     credentials: Credentials
     token_cache: TokenCache = field(default=PROCESS_TOKEN_CACHE, repr=False)
     api_domain: str | None = None
-    requests_per_second: float = 5.0
-    max_concurrency: int = 3
+    requests_per_second: float | None = None
+    max_concurrency: int | None = None
+    concurrency_share: int = 1
     policy: RetryPolicy = field(default_factory=RetryPolicy)
+
+    def __post_init__(self) -> None:
+        if self.concurrency_share < 1:
+            raise ValueError("concurrency_share must be at least 1")
 
 
 class ZohoClient:
@@ -66,14 +105,23 @@ class ZohoClient:
         region_hosts = hosts(credentials.region, credentials.accounts_url, config.api_domain)
         self.stats = CallStats()
         self.session = requests.Session()
-        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(10, config.max_concurrency))
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=MAX_EDITION_CONCURRENCY)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self.tokens = TokenProvider(credentials, config.token_cache, config.policy, self.session)
+        self._org_key = (credentials.accounts_url, credentials.client_id, credentials.org_key)
+        self.last_window_slices = 0
+        """How many slices the last ``iter_records`` window was read in (for metadata and tests)."""
+        self._concurrency = config.max_concurrency
+        # Sorted reads share Zoho's sub-concurrency of 10 across the org: a derived budget takes this
+        # process's share of it too; an explicit one is the user's to size (README, "Speed and manners").
+        share = 1 if config.max_concurrency else config.concurrency_share
+        self._sub_concurrency = max(1, SUB_CONCURRENCY // share)
         self.limiter = shared_limiter(
-            (credentials.accounts_url, credentials.client_id, credentials.org_key),
+            self._org_key,
             config.requests_per_second,
-            config.max_concurrency,
+            config.max_concurrency or max(1, DEFAULT_CONCURRENCY // config.concurrency_share),
+            self._sub_concurrency,
         )
         self.http = ZohoHttp(
             self.tokens,
@@ -136,6 +184,38 @@ class ZohoClient:
         )
         return int((answer.body or {}).get("count") or 0)
 
+    def org(self) -> dict[str, Any]:
+        """The organisation as Zoho describes it (``/org``): time zone, currency, ``license_details``."""
+        answer = self.http.get("/org", Need("ZohoCRM.org.READ", "the organisation's details"))
+        rows = (answer.body or {}).get("org") or [{}]
+        return dict(rows[0])
+
+    def edition_concurrency(self) -> int:
+        """Calls in flight the org's edition allows (docs/zoho-crm-api.md §6.3); 5 when Zoho does not say.
+
+        One call per org and process (remembered), and none when the token lacks ``ZohoCRM.org.READ``: the
+        lowest figure is the safe answer then.
+        """
+        known = _EDITION_CONCURRENCY_SEEN.get(self._org_key)
+        if known is None:
+            try:
+                known = edition_concurrency(self.org().get("license_details") or {})
+            except ZohoPermissionError:
+                known = DEFAULT_CONCURRENCY
+            _EDITION_CONCURRENCY_SEEN[self._org_key] = known
+        return known
+
+    def concurrency(self) -> int:
+        """Calls this process keeps in flight: configured, else the edition's share (see ``ClientConfig``)."""
+        if self._concurrency is None:
+            share = self.config.concurrency_share
+            self._concurrency = max(1, self.edition_concurrency() // share)
+            self.limiter = shared_limiter(
+                self._org_key, self.config.requests_per_second, self._concurrency, self._sub_concurrency
+            )
+            self.http.limiter = self.limiter
+        return self._concurrency
+
     # ------------------------------------------------------------------------------------------------ records
 
     def iter_records(
@@ -144,18 +224,24 @@ class ZohoClient:
         """Pages of records with ``start <= Modified_Time < end``, each holding ``fields`` + ``id``, lazily.
 
         Complete whatever the field count (passes of ≤50 joined on ``id``) or window size (split in time past
-        the page-token cap). Naive datetimes are taken as UTC.
+        the page-token cap). A window of more than a page is read in concurrent time slices, as many as this
+        process's share of the org's concurrency allows (:mod:`zoho_dagster.client.slices`); pages then come
+        in no particular order. Naive datetimes are taken as UTC.
         """
-        reader = WindowReader(
-            self.http,
-            module,
-            fields,
-            start,
-            end,
-            Need(module_scope(module), f"the {module} records"),
-            parallelism=self.config.max_concurrency,
-        )
-        return iter(reader)
+        need = Need(module_scope(module), f"the {module} records")
+        passes = len(field_passes(fields))
+        parallelism = min(passes, self.config.max_concurrency or passes)
+        window = WindowReader(self.http, module, fields, start, end, need, parallelism=parallelism)
+        reader = SlicedReader(window, lambda: self._slice_workers(window))
+        for page in reader:
+            self.last_window_slices = reader.slices_read
+            yield page
+        self.last_window_slices = reader.slices_read
+
+    def _slice_workers(self, window: WindowReader) -> int:
+        """Concurrent slices for a window: the sorted reads in flight allowed, over the passes per slice."""
+        in_flight = min(self.concurrency(), self._sub_concurrency)
+        return max(1, in_flight // len(window.passes))
 
     def changed_since(self, module: str, since: datetime) -> bool:
         """Whether any record of ``module`` was modified at or after ``since``: one call, 304/204 mean no."""

@@ -137,7 +137,7 @@ class ZohoHttp:
     def _send(
         self, path: str, params: Mapping[str, Any], headers: Mapping[str, str], token_value: str, base: str
     ) -> requests.Response:
-        with self.limiter.slot():
+        with self.limiter.slot(heavy="sort_by" in params):
             try:
                 response = self.session.get(
                     base + API_PREFIX + path,

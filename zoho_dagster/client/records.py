@@ -17,9 +17,10 @@ newer ``Modified_Time``); consumers keep the newest, as the IO manager's upsert 
 """
 
 import logging
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from zoho_dagster.client.errors import ZohoAPIError
@@ -72,6 +73,11 @@ class PassReader:
         self.done = False
         self.last_seen: datetime | None = None
         self.ids_at_last_seen: set[str] = set()
+        self.pages = 0
+        self.accepted = 0
+        # Held while a page is accepted and while the window's end moves (WindowReader.split): a record is
+        # judged against one end only, so a split never loses or doubles a record.
+        self.lock = threading.Lock()
 
     def _params(self) -> dict[str, Any]:
         params: dict[str, Any] = {
@@ -124,6 +130,13 @@ class PassReader:
         return []
 
     def _accept(self, body: dict[str, Any]) -> list[Record]:
+        with self.lock:
+            kept = self._accept_locked(body)
+            self.pages += 1
+            self.accepted += len(kept)
+            return kept
+
+    def _accept_locked(self, body: dict[str, Any]) -> list[Record]:
         kept: list[Record] = []
         for record in body.get("data") or []:
             when = modified_time(record)
@@ -164,10 +177,58 @@ class WindowReader:
         self.module = module
         self.need = need
         self.start, self.end = as_utc(start), as_utc(end)
+        self.fields = list(fields)
         self.passes = [
             PassReader(http, module, group, self.start, self.end, need) for group in field_passes(fields)
         ]
         self.parallelism = max(1, min(parallelism, len(self.passes)))
+
+    @property
+    def started(self) -> bool:
+        """Whether every pass has read its first page (so the window's size is no longer a guess)."""
+        return all(reader.pages > 0 for reader in self.passes)
+
+    @property
+    def done(self) -> bool:
+        return all(reader.done for reader in self.passes)
+
+    def remaining_estimate(self) -> float:
+        """Records still to come, guessed from the density read so far (0 when nothing is known yet)."""
+        reader = self.passes[0]
+        last = reader.last_seen
+        if not self.started or self.done or last is None or last <= self.start:
+            return 0.0
+        density = reader.accepted / (last - self.start).total_seconds()
+        return density * (self.end - last).total_seconds()
+
+    def split(self) -> "WindowReader | None":
+        """Hand the later half of what is left of this window to a new reader, or ``None`` if it cannot.
+
+        The split instant ``m`` lies after every record any pass has accepted (the passes' locks are held),
+        so this reader stops before ``m`` and the new one starts at ``m`` (``If-Modified-Since`` is
+        inclusive): each record belongs to exactly one of the two. The chain that continues here may fetch up
+        to one page beyond ``m`` per pass: the price of splitting without knowing the distribution.
+        """
+        for reader in self.passes:
+            reader.lock.acquire()
+        try:
+            if not self.started or self.done:
+                return None
+            progress = max((r.last_seen for r in self.passes if r.last_seen is not None), default=self.start)
+            middle = progress + (self.end - progress) / 2
+            cut = middle.replace(microsecond=0) + timedelta(seconds=1)  # Zoho's times are whole seconds
+            if cut <= progress or cut >= self.end:
+                return None
+            later = WindowReader(
+                self.http, self.module, self.fields, cut, self.end, self.need, self.parallelism
+            )
+            self.end = cut
+            for reader in self.passes:
+                reader.end = cut
+            return later
+        finally:
+            for reader in self.passes:
+                reader.lock.release()
 
     def __iter__(self) -> Iterator[list[Record]]:
         if self.start >= self.end:

@@ -10,6 +10,7 @@ in other processes that must reach the same database; a later call with the same
 """
 
 import logging
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,8 +26,6 @@ def embedded_database_url(
 
     ``announce`` receives the sentence saying so (a Dagster ``context.log.info``); default: this module's log.
     """
-    import pgserver  # imported late: starting Python with it is not free and most callers never need it
-
     directory = (data_dir or environment.embedded_data_dir()).resolve()
     directory.mkdir(parents=True, exist_ok=True)
     variable = environment.DATABASE_URL_VARIABLE
@@ -34,7 +33,13 @@ def embedded_database_url(
         f"{variable} is unset: using the embedded PostgreSQL in {directory} (set {variable} to use your "
         "own server)."
     )
-    server = pgserver.get_server(directory, cleanup_mode=None)
+    with warnings.catch_warnings():
+        # platformdirs, under pgserver, warns when XDG_RUNTIME_DIR is unset (containers, CI) and falls back to
+        # /tmp on its own: noise for the demo's output, nothing for the user to do.
+        warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+        import pgserver  # imported late: starting Python with it is not free and most callers never need it
+
+        server = pgserver.get_server(directory, cleanup_mode=None)
     return server.get_uri()
 
 

@@ -264,3 +264,44 @@ def fields(req: Request) -> tuple[int, Any]:
             400, "INVALID_MODULE", "the module name given seems to be invalid", {"param_name": "module"}
         )
     return 200, {"fields": [_field_row(req, spec, n, f) for n, f in enumerate(spec.fields)]}
+
+
+# `license_details.paid_type` by edition. Zoho's own values are only partly known (docs/zoho-crm-api.md
+# §6.3: "zohooneenterprise" is one seen in the wild); UNCONFIRMED, so the simulator uses the plain edition
+# names in lower case, and the Free edition reports `paid: false` with no paid type, the strictest case for a
+# client that must fall back to the lowest concurrency.
+PAID_TYPES = {
+    "Free": None,
+    "Standard": "standard",
+    "Professional": "professional",
+    "Enterprise": "enterprise",
+    "Ultimate": "ultimate",
+}
+
+
+def org(req: Request) -> tuple[int, Any]:
+    """`GET /crm/v6/org`: the organisation, with the edition in `license_details` (docs §6.3)."""
+    req.require("ZohoCRM.org.READ", "ZohoCRM.org.ALL")
+    edition = req.org.limits.edition
+    paid_type = PAID_TYPES.get(edition)
+    admin = req.org.users[0]
+    row = {
+        "id": req.org.org_id,
+        "company_name": f"Simulated org {req.org.org_id}",
+        "primary_email": admin.email,
+        "time_zone": admin.time_zone,
+        "currency": "US Dollar",
+        "currency_symbol": "$",
+        "iso_code": "USD",
+        "mc_status": False,
+        "country_code": req.org.region,
+        "license_details": {
+            "paid": paid_type is not None,
+            "paid_type": paid_type,
+            "trial_type": None,
+            "trial_expiry": None,
+            "paid_expiry": None,
+            "users_license_purchased": len(req.org.users),
+        },
+    }
+    return 200, {"org": [row]}

@@ -217,6 +217,8 @@ def route(req: Request) -> tuple[int, Any]:
         head = p[2]
         if head == "users" and len(p) == 3:
             return metadata_api.users(req)
+        if head == "org" and len(p) == 3:
+            return metadata_api.org(req)
         if head == "settings":
             if p[3:] == ["modules"]:
                 return metadata_api.modules(req)

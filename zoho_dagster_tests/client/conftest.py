@@ -18,8 +18,9 @@ def org_client(
     *,
     grant: str = "client_credentials",
     policy: RetryPolicy = FAST_TEST_POLICY,
-    requests_per_second: float = 200.0,
-    max_concurrency: int = 3,
+    requests_per_second: float | None = 200.0,
+    max_concurrency: int | None = 3,
+    concurrency_share: int = 1,
     **credential_overrides: Any,
 ) -> ZohoClient:
     """A client of one simulated org, pointed at its hosts by the explicit overrides (as a user would)."""
@@ -45,6 +46,7 @@ def org_client(
             api_domain=org["api_domain"],
             requests_per_second=requests_per_second,
             max_concurrency=max_concurrency,
+            concurrency_share=concurrency_share,
             policy=policy,
         )
     )
