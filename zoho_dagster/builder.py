@@ -32,6 +32,11 @@ def build_definitions(
 
     ``streams`` defaults to the replication file's (:func:`~zoho_dagster.replication.load_replication`);
     ``translator`` names the assets (keys, groups, owners, tags) everywhere at once.
+
+    Runs execute their steps in the run's own process (``in_process_executor``): a step in a process of its
+    own re-imports Dagster and the definitions, 5 to 10 s per step on a 2-core machine, twice for a stream
+    and its checks, while the work itself is bound by Zoho's concurrency, which one process already uses
+    fully through its concurrent slices (README, "Speed and manners").
     """
     replicated = load_replication() if streams is None else streams
     partitions = daily_partitions()
@@ -43,5 +48,6 @@ def build_definitions(
         schedules=[*schedules, build_freshness_check_schedule(replicated, translator=translator)],
         sensors=sensors,
         resources={"zoho_crm": ZohoCRMResource.from_env(), "io_manager": PostgresIOManager()},
+        executor=dg.in_process_executor,
     )
 
