@@ -191,6 +191,7 @@ class ZohoCRMResource(dg.ConfigurableResource):
                 requests_per_second=settings.requests_per_second,
                 max_concurrency=settings.max_concurrency,
                 concurrency_share=self._concurrency_share,
+                bulk_threshold=settings.bulk_threshold,
                 policy=self.retry_policy(),
             )
         )

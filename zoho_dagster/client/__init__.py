@@ -5,6 +5,7 @@ What other layers may use is exported here; the submodules are its internals.
 """
 
 from zoho_dagster.client.auth import DEFAULT_SCOPES, Credentials
+from zoho_dagster.client.bulk import BulkReader, BulkUnavailable, bulk_exportable
 from zoho_dagster.client.client import LIST_UNSUPPORTED_TYPES, ClientConfig, ZohoClient, listable_fields
 from zoho_dagster.client.errors import (
     ZohoAPIError,
@@ -28,6 +29,8 @@ __all__ = [
     "LIST_UNSUPPORTED_TYPES",
     "MAX_EDITION_CONCURRENCY",
     "REGIONS",
+    "BulkReader",
+    "BulkUnavailable",
     "CallStats",
     "ClientConfig",
     "Credentials",
@@ -45,6 +48,7 @@ __all__ = [
     "ZohoError",
     "ZohoPermissionError",
     "ZohoTransientError",
+    "bulk_exportable",
     "hosts",
     "listable_fields",
     "mask",

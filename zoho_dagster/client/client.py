@@ -5,15 +5,17 @@ what each endpoint needs (its OAuth scope and credit cost), so that refusals can
 Every method adds its calls and credits to ``client.stats``.
 """
 
+import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
 
 from zoho_dagster.client.auth import Credentials, TokenProvider
+from zoho_dagster.client.bulk import JOB_PAGE_SIZE, BulkReader, BulkUnavailable, bulk_exportable
 from zoho_dagster.client.errors import ZohoAPIError, ZohoPermissionError
 from zoho_dagster.client.http import Answer, Need, ZohoHttp
 from zoho_dagster.client.limiter import (
@@ -32,6 +34,9 @@ from zoho_dagster.client.timeutil import header_datetime
 from zoho_dagster.client.token_cache import PROCESS_TOKEN_CACHE, TokenCache
 
 PAGE_LIMIT_CODE = "DISCRETE_PAGINATION_LIMIT_EXCEEDED"
+log = logging.getLogger(__name__)
+BULK_UNSERVED = frozenset({"Notes"})
+"""Modules Bulk Read refuses (``MODULE_NOT_AVAILABLE``, docs/zoho-crm-api.md §4): not worth a count."""
 LIST_UNSUPPORTED_TYPES = frozenset({"subform", "multiselectlookup", "multiuserlookup"})
 """Field types Zoho leaves out of list responses (docs/zoho-crm-api.md §3.3, §7.8): asking for them only costs
 field slots, and a table built from list reads has no values for them."""
@@ -61,6 +66,33 @@ def edition_concurrency(license_details: dict[str, Any]) -> int:
     return DEFAULT_CONCURRENCY
 
 
+class _Counts:
+    """Zoho's record counts of one module by ``Modified_Time``, remembered so each instant costs one call."""
+
+    def __init__(self, client: "ZohoClient", module: str) -> None:
+        self.client = client
+        self.module = module
+        self.since: dict[datetime, int] = {}
+
+    def modified_since(self, moment: datetime) -> int:
+        if moment >= datetime.now(timezone.utc):
+            return 0  # the future: nothing modified yet, no call needed
+        if moment not in self.since:
+            self.since[moment] = self.client.count(self.module, modified_since=moment)
+        return self.since[moment]
+
+    def between(self, start: datetime, end: datetime) -> int:
+        """Records with ``start <= Modified_Time < end`` (as of Zoho's count, a few minutes late)."""
+        return max(0, self.modified_since(start) - self.modified_since(end))
+
+    def chunks(self, start: datetime, end: datetime, most: int) -> list[tuple[datetime, datetime]]:
+        """``[start, end)`` cut in time into pieces of at most ``most`` records (halving, whole seconds)."""
+        if self.between(start, end) <= most or end - start <= timedelta(seconds=2):
+            return [(start, end)]
+        middle = (start + (end - start) / 2).replace(microsecond=0)
+        return [*self.chunks(start, middle, most), *self.chunks(middle, end, most)]
+
+
 def listable_fields(fields: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """The fields of ``fields`` (a module's metadata) that the records list API returns."""
     return [field for field in fields if field.get("data_type") not in LIST_UNSUPPORTED_TYPES]
@@ -81,6 +113,7 @@ class ClientConfig:
     at a time) divided by ``concurrency_share``, the number of processes that may call Zoho at once (the
     Dagster pool's limit), so that together they stay within the edition. ``requests_per_second`` is an
     optional cap on request starts; ``None`` means none (Zoho limits concurrency, not rate).
+    ``bulk_threshold``: a window found to hold more records than this is read with Bulk Read; 0 never.
     """
 
     credentials: Credentials
@@ -89,6 +122,7 @@ class ClientConfig:
     requests_per_second: float | None = None
     max_concurrency: int | None = None
     concurrency_share: int = 1
+    bulk_threshold: int = 0
     policy: RetryPolicy = field(default_factory=RetryPolicy)
 
     def __post_init__(self) -> None:
@@ -232,11 +266,68 @@ class ZohoClient:
         passes = len(field_passes(fields))
         parallelism = min(passes, self.config.max_concurrency or passes)
         window = WindowReader(self.http, module, fields, start, end, need, parallelism=parallelism)
-        reader = SlicedReader(window, lambda: self._slice_workers(window))
+        reader = SlicedReader(
+            window,
+            lambda: self._slice_workers(window),
+            big_window=self._bulk_for_rest if self.config.bulk_threshold > 0 else None,
+        )
         for page in reader:
             self.last_window_slices = reader.slices_read
             yield page
         self.last_window_slices = reader.slices_read
+
+    def _bulk_for_rest(self, window: WindowReader) -> Iterator[list[Record]] | None:
+        """Bulk Read for the rest of ``window`` when it holds more than ``bulk_threshold`` records, else None.
+
+        Asked once the first page is in: the density read so far must make the threshold plausible before
+        any count is spent, so mid-size windows pay nothing. Then Zoho's count decides (a count of records
+        modified since an instant; two of them bound the rest of the window), the fields must all be
+        exportable, and the rest of the window is taken from ``window`` at the second after its progress.
+        It is read as jobs of at most 200,000 records each, found by halving in time with counts: a job's
+        ``page`` is an offset, which a deletion between two jobs of one criteria would shift.
+        """
+        threshold = self.config.bulk_threshold
+        module = window.module
+        if module in BULK_UNSERVED or window.remaining_estimate() * 4 < threshold:
+            return None
+        counts = _Counts(self, module)
+        progress = window.progress()
+        if counts.between(progress, window.end) <= threshold:
+            return None
+        metadata = self.list_fields(module)
+        wanted = {name for name in window.fields if name not in ("id", CURSOR_FIELD)}
+        _, refused = bulk_exportable([meta for meta in metadata if meta.get("api_name") in wanted])
+        if refused:
+            log.info("%s: not read with Bulk Read: it cannot export %s.", module, ", ".join(refused))
+            return None
+        rest = window.split(fraction=0.0)
+        if rest is None:
+            return None
+        chunks = counts.chunks(rest.start, rest.end, JOB_PAGE_SIZE)
+        log.info("%s: the rest of the window is read with %d Bulk Read job(s).", module, len(chunks))
+        return self._bulk_pages(rest, chunks, metadata)
+
+    def _bulk_pages(
+        self,
+        rest: WindowReader,
+        chunks: list[tuple[datetime, datetime]],
+        metadata: list[dict[str, Any]],
+    ) -> Iterator[list[Record]]:
+        """Pages of each chunk's Bulk Read; if Zoho refuses Bulk Read, the records API reads the rest."""
+        done_until = rest.start
+        try:
+            for start, end in chunks:
+                bulk = BulkReader(
+                    self.http, rest.module, rest.fields, start, end, rest.need, fields_metadata=metadata
+                )
+                yield from bulk
+                done_until = end
+        except BulkUnavailable as error:
+            log.info("%s: Bulk Read refused (%s); reading the rest with the records API.", rest.module, error)
+            fallback = WindowReader(
+                self.http, rest.module, rest.fields, done_until, rest.end, rest.need, rest.parallelism
+            )
+            yield from SlicedReader(fallback, lambda: self._slice_workers(fallback))
 
     def _slice_workers(self, window: WindowReader) -> int:
         """Concurrent slices for a window: the sorted reads in flight allowed, over the passes per slice."""

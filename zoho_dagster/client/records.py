@@ -201,8 +201,15 @@ class WindowReader:
         density = reader.accepted / (last - self.start).total_seconds()
         return density * (self.end - last).total_seconds()
 
-    def split(self) -> "WindowReader | None":
-        """Hand the later half of what is left of this window to a new reader, or ``None`` if it cannot.
+    def progress(self) -> datetime:
+        """The latest ``Modified_Time`` any pass has accepted (the window's start before the first page)."""
+        return max((r.last_seen for r in self.passes if r.last_seen is not None), default=self.start)
+
+    def split(self, fraction: float = 0.5) -> "WindowReader | None":
+        """Hand the later part of what is left of this window to a new reader, or ``None`` if it cannot.
+
+        ``fraction`` places the cut within what is left: 0.5 halves it; 0 keeps only the second just after
+        the progress here (the rest goes to Bulk Read, say).
 
         The split instant ``m`` lies after every record any pass has accepted (the passes' locks are held),
         so this reader stops before ``m`` and the new one starts at ``m`` (``If-Modified-Since`` is
@@ -214,8 +221,8 @@ class WindowReader:
         try:
             if not self.started or self.done:
                 return None
-            progress = max((r.last_seen for r in self.passes if r.last_seen is not None), default=self.start)
-            middle = progress + (self.end - progress) / 2
+            progress = self.progress()
+            middle = progress + (self.end - progress) * fraction
             cut = middle.replace(microsecond=0) + timedelta(seconds=1)  # Zoho's times are whole seconds
             if cut <= progress or cut >= self.end:
                 return None

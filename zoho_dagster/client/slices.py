@@ -43,12 +43,20 @@ class SlicedReader:
     """Reads ``first`` (a whole window) as up to ``workers()`` concurrent slices; yields pages of records.
 
     ``workers`` is called once, when the first slice shows it holds more than a page: it may cost a call (the
-    org's edition decides the concurrency), which a one-page window never pays.
+    org's edition decides the concurrency), which a one-page window never pays. So is ``big_window``: given
+    the first slice, it may take the rest of the window away (``WindowReader.split``) and return another
+    reader for it, e.g. Bulk Read jobs, which then runs as one more worker.
     """
 
-    def __init__(self, first: WindowReader, workers: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        first: WindowReader,
+        workers: Callable[[], int],
+        big_window: Callable[[WindowReader], Iterable[list[Record]] | None] | None = None,
+    ) -> None:
         self.first = first
         self.workers = workers
+        self.big_window = big_window
         self.slices_read = 0
 
     def __iter__(self) -> Iterator[list[Record]]:
@@ -56,11 +64,15 @@ class SlicedReader:
             return
         pages: queue.Queue[list[Record] | _Failed | None] = queue.Queue(maxsize=8)
         stop = threading.Event()
+        # Set once the consumer asks for a second page: until then no worker reads ahead, so taking the first
+        # page of a window costs one page per pass and nothing more.
+        demand = threading.Event()
         running: dict[Future[None], WindowReader] = {}
+        elsewhere: list[Future[None]] = []
         target: int | None = None
         pool = ThreadPoolExecutor(max_workers=25, thread_name_prefix="zoho-slice")
 
-        def read(window: WindowReader) -> None:
+        def read(window: Iterable[list[Record]]) -> None:
             try:
                 for page in window:
                     while not stop.is_set():
@@ -69,6 +81,8 @@ class SlicedReader:
                             break
                         except queue.Full:
                             continue
+                    while not demand.is_set() and not stop.is_set():
+                        demand.wait(_POLL_SECONDS)
                     if stop.is_set():
                         return
             except BaseException as error:  # handed to the consumer, who raises it
@@ -80,7 +94,7 @@ class SlicedReader:
 
         try:
             start(self.first)
-            while running or not pages.empty():
+            while running or not all(f.done() for f in elsewhere) or not pages.empty():
                 try:
                     item = pages.get(timeout=_POLL_SECONDS)
                 except queue.Empty:
@@ -89,6 +103,7 @@ class SlicedReader:
                     raise item.error
                 if item:
                     yield item
+                    demand.set()
                 for future in [f for f in running if f.done()]:
                     del running[future]
                 if not running:
@@ -98,6 +113,10 @@ class SlicedReader:
                         continue
                     target = max(1, self.workers())
                     log.info("%s: reading in up to %d concurrent slices.", self.first.module, target)
+                    other = self.big_window(self.first) if self.big_window else None
+                    if other is not None:
+                        elsewhere.append(pool.submit(read, other))
+                        target = 1  # the rest of the window went elsewhere: nothing left to split
                 while len(running) < target and self._split_one(running.values(), start):
                     pass
         finally:

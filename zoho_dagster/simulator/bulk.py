@@ -1,24 +1,48 @@
 """Bulk Read (docs/zoho-crm-api.md §4): create a job, watch it go ADDED → IN PROGRESS → COMPLETED, download a
-zip."""
+zip holding one CSV.
+
+The CSV follows the strict readings recorded in docs/zoho-crm-api.md §4.1: one header row of the requested
+column names after an ``id`` column; a lookup or user column holds only the id and its other parts come as
+dot-notation columns (``Account_Name.Account_Name``, ``Owner.last_name``); every other cell is the text of the
+value the records API renders (same datetime string and offset, JSON number text, ``true``/``false``,
+multi-select options joined by ``;``, ``Tag`` names joined by ``,`` in the record's order); an empty value is
+an empty cell, whatever the type.
+"""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+import os
+import re
 import secrets
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from .clock import parse_time
 from .context import Request
 from .errors import ApiError
-from .schema import ModuleSpec, module_spec
+from .schema import FieldSpec, ModuleSpec, module_spec
+from .state import Org
 
-PER_PAGE = 200_000
+# 200,000 records per job page (docs/zoho-crm-api.md §4). The variable exists only so that tests can page
+# through jobs without 200,001 records; Zoho's page size is fixed.
+PER_PAGE = int(os.environ.get("ZOHO_SIMULATOR_BULK_PER_PAGE") or 200_000)
 ADDED_FOR = 0.3  # seconds in ADDED
 IN_PROGRESS_UNTIL = 1.0  # seconds after creation when the job is COMPLETED
+# UNCONFIRMED how long Zoho keeps a result (docs/zoho-crm-api.md §4.1); strict: a day after completion, then
+# the download answers 404 RESOURCE_NOT_FOUND while the job's status still says COMPLETED.
+RESULT_LIFETIME = 86_400.0
+# Dot notation on a user lookup reaches the user's fields as the Users API names them (docs/zoho-crm-api.md
+# §3.4); the docs show `Owner.last_name`. Strict: only these, not `full_name` or `name`.
+USER_PARTS = ("id", "first_name", "last_name", "email")
+# UNCONFIRMED how a CSV cell carries a record's tags (docs/zoho-crm-api.md §4.1); strict: the names only, in
+# the order of the record's `Tag` array, joined by ",", the separator of Zoho's own tag-name lists
+# (`actions/add_tags?tag_names=a,b`). The ids are not in the cell: the tags API maps names back to them.
+TAG_SEPARATOR = ","
 COMPARATORS = (
     "equal",
     "not_equal",
@@ -29,6 +53,10 @@ COMPARATORS = (
     "between",
     "not_between",
 )
+_MILLISECONDS = re.compile(r"T\d\d:\d\d:\d\d[.,]\d")
+
+Cell = Callable[[dict[str, Any], dict[str, Any]], str]
+"""One CSV column: (rendered record, internal record) → the cell's text."""
 
 
 @dataclass
@@ -49,6 +77,9 @@ class Job:
         age = now - self.created
         return "ADDED" if age < ADDED_FOR else "IN PROGRESS" if age < IN_PROGRESS_UNTIL else "COMPLETED"
 
+    def expired(self, now: float) -> bool:
+        return now > self.created + IN_PROGRESS_UNTIL + RESULT_LIFETIME
+
 
 def _require_bulk(req: Request, spec: ModuleSpec | None = None) -> None:
     req.require("ZohoCRM.bulk.read", "ZohoCRM.bulk.ALL")
@@ -58,7 +89,7 @@ def _require_bulk(req: Request, spec: ModuleSpec | None = None) -> None:
 
 
 def _criteria(node: dict[str, Any]) -> list[tuple[str, list[float]]]:
-    """Flatten an `and` group of Modified_Time/Created_Time comparisons into (comparator, instants)."""
+    """Flatten an `and` group of Modified_Time comparisons into (comparator, instants)."""
     if "group" in node:
         if node.get("group_operator", "and").lower() != "and":
             raise ApiError(400, "INVALID_CRITERIA", "only 'and' groups are supported by this simulator", {})
@@ -72,6 +103,9 @@ def _criteria(node: dict[str, Any]) -> list[tuple[str, list[float]]]:
         raise ApiError(400, "INVALID_CRITERIA", "invalid criteria", {"api_name": field})
     values = node.get("value")
     values = values if isinstance(values, list) else [values]
+    # Date-time criteria take no milliseconds (docs/zoho-crm-api.md §4); strict: a value with them is refused.
+    if any(_MILLISECONDS.search(str(v)) for v in values):
+        raise ApiError(400, "INVALID_CRITERIA", "invalid criteria", {"api_name": field})
     parsed = [parse_time(str(v)) for v in values]
     if any(p is None for p in parsed) or len(parsed) != (2 if "between" in comparator else 1):
         raise ApiError(400, "INVALID_CRITERIA", "invalid criteria", {"api_name": field})
@@ -95,6 +129,83 @@ def _match(criteria: list[tuple[str, list[float]]], t: float) -> bool:
     return True
 
 
+def _unavailable(name: str) -> ApiError:
+    return ApiError(400, "FIELD_NOT_AVAILABLE", "The given field is not available", {"api_name": name})
+
+
+def _cell_text(value: Any) -> str:
+    """A rendered (records-API) value as CSV text; see the module docstring and docs/zoho-crm-api.md §4.1."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return json.dumps(value)  # the JSON number text: 42, 850000.0, 12.5
+    if isinstance(value, dict):
+        return str(value.get("id") or "")
+    if isinstance(value, list):
+        return ";".join(str(v.get("name", "")) if isinstance(v, dict) else str(v) for v in value)
+    return str(value)
+
+
+def _tag_cell(value: Any) -> str:
+    """A record's ``Tag`` (``[{"name", "id"}, …]``) as its CSV cell: the names joined by ``TAG_SEPARATOR``."""
+    tags = value if isinstance(value, list) else []
+    return TAG_SEPARATOR.join(str(tag.get("name") or "") for tag in tags if isinstance(tag, dict))
+
+
+def _column(org: Org, spec: ModuleSpec, name: str) -> Cell:
+    """How to fill column ``name``; refuses names Zoho would not export with FIELD_NOT_AVAILABLE."""
+    base, dot, part = name.partition(".")
+    f = spec.by_name.get(base)
+    if name == "id":
+        return lambda full, _rec: str(full["id"])
+    if f is None or "." in part or (dot and not part):
+        raise _unavailable(name)  # unknown field; nested dots are not documented, so strict: refused
+    if not dot and base == "Tag":
+        return lambda full, _rec: _tag_cell(full.get(base))
+    if not dot:
+        return lambda full, _rec: _cell_text(full.get(base))
+    if f.data_type in ("ownerlookup", "userlookup"):
+        return _user_part(org, base, name, part)
+    if f.data_type == "lookup":
+        return _lookup_part(org, f, name, part)
+    raise _unavailable(name)  # dot notation on a field that is no lookup
+
+
+def _user_part(org: Org, base: str, name: str, part: str) -> Cell:
+    if part not in USER_PARTS:
+        raise _unavailable(name)
+    users = org.users
+
+    def cell(_full: dict[str, Any], rec: dict[str, Any]) -> str:
+        index = rec.get(base)
+        return "" if not isinstance(index, int) else str(getattr(users[index], part) or "")
+
+    return cell
+
+
+def _lookup_part(org: Org, f: FieldSpec, name: str, part: str) -> Cell:
+    target = module_spec(f.lookup)
+    if target is None or (part != "id" and part not in target.by_name):
+        raise _unavailable(name)
+    store = org.store
+    base = f.api_name
+
+    def cell(full: dict[str, Any], _rec: dict[str, Any]) -> str:
+        ref = full.get(base)
+        if not isinstance(ref, dict):
+            return ""
+        if part in ("id", target.name_field):
+            # The record's own lookup value, exactly as the records API renders it.
+            return _cell_text(ref.get("name" if part == target.name_field else "id"))
+        index = store.index_of(target.api_name, str(ref.get("id")))
+        parent = store.rendered(target.api_name, index) if index is not None else None
+        return _cell_text((parent or {}).get(part))
+
+    return cell
+
+
 def create(req: Request) -> tuple[int, Any]:
     req.require("ZohoCRM.bulk.read", "ZohoCRM.bulk.ALL")
     if "application/json" not in req.headers.get("content-type", ""):
@@ -115,10 +226,11 @@ def create(req: Request) -> tuple[int, Any]:
     _require_bulk(req, spec)
     fields = [str(f) for f in query.get("fields") or []] or [f.api_name for f in spec.fields]
     for f in fields:
-        if f not in spec.by_name and f != "id":
-            raise ApiError(400, "FIELD_NOT_AVAILABLE", "The given field is not available", {"api_name": f})
+        _column(req.org, spec, f)  # refuses what cannot be exported, at creation like Zoho
     criteria = _criteria(query["criteria"]) if query.get("criteria") else []
-    page = int(query.get("page", 1))
+    page = query.get("page", 1)
+    if isinstance(page, bool) or not isinstance(page, int) or page < 1:
+        raise ApiError(400, "INVALID_DATA", "invalid data", {"api_name": "page"})
     job = Job(
         str(int(req.org.store.gen.prefix) * 10**12 + 97 * 10**10 + secrets.randbelow(10**9)),
         spec,
@@ -166,8 +278,9 @@ def _build(req: Request, job: Job) -> None:
     store = req.org.store
     name = job.spec.api_name
     out = io.StringIO()
-    writer = csv.writer(out)
-    columns = ["id", *[f for f in job.fields if f != "id"]]
+    writer = csv.writer(out, lineterminator="\r\n")
+    columns = ["id", *[f for f in dict.fromkeys(job.fields) if f != "id"]]
+    cells = [_column(req.org, job.spec, c) for c in columns]
     writer.writerow(columns)
     skip = (job.page - 1) * PER_PAGE
     written = seen = 0
@@ -182,25 +295,13 @@ def _build(req: Request, job: Job) -> None:
             job.more = True
             break
         full = store.rendered(name, index) or {}
-        writer.writerow([_csv_value(full.get(c)) for c in columns])
+        writer.writerow([cell(full, rec) for cell in cells])
         written += 1
     job.count = written
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr(f"{job.id}.csv", out.getvalue())
+        zf.writestr(f"{job.id}.csv", out.getvalue().encode("utf-8"))
     job.result = buf.getvalue()
-
-
-def _csv_value(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, dict):
-        return str(value.get("id", ""))
-    if isinstance(value, list):
-        return ";".join(v.get("name", "") if isinstance(v, dict) else str(v) for v in value)
-    return str(value)
 
 
 def status(req: Request, job_id: str) -> tuple[int, Any]:
@@ -231,8 +332,9 @@ def status(req: Request, job_id: str) -> tuple[int, Any]:
 def result(req: Request, job_id: str) -> tuple[int, bytes]:
     job = _job(req, job_id)
     req.org.limits.download(req.now)
-    if job.state(req.now) != "COMPLETED":
-        # UNCONFIRMED: downloading before completion; the strictest plausible answer is "not found".
+    # UNCONFIRMED: downloading before completion, or after the result expired; the strictest plausible answer
+    # is "not found" (docs/zoho-crm-api.md §4, §4.1).
+    if job.state(req.now) != "COMPLETED" or job.expired(req.now):
         raise ApiError(404, "RESOURCE_NOT_FOUND", "The requested resource doesn't exist.", {})
     _build(req, job)
     assert job.result is not None

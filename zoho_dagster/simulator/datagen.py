@@ -267,8 +267,17 @@ class Generator:
 
     # --- names used by lookups -----------------------------------------------------------------------------
     def display_name(self, spec: ModuleSpec, index: int) -> str:
+        """Base record ``index``'s name field, the ``name`` of lookups to it: generated exactly as ``record``
+        generates it (same rng, replayed through the fields before it), so a lookup names its target as the
+        target names itself (``Contact_Name`` is the contact's ``Full_Name``, never empty) and a Bulk Read's
+        ``Contact_Name.Full_Name`` column agrees with the records API (docs/zoho-crm-api.md §4.1)."""
         rng = random.Random(stable_int(self.seed, self.org_id, spec.api_name, index))
-        return str(self._value(spec, spec.by_name[spec.name_field], rng, index, {}))
+        rec: dict[str, Any] = {}
+        for f in spec.fields:
+            rec[f.api_name] = self._value(spec, f, rng, index, rec)
+            if f.api_name == spec.name_field:
+                break
+        return str(rec[spec.name_field])
 
     def lookup_ref(self, module: ModuleSpec, index: int) -> dict[str, str]:
         return {"name": self.display_name(module, index), "id": str(self.record_id(module, index))}

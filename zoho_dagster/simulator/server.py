@@ -226,6 +226,8 @@ def route(req: Request) -> tuple[int, Any]:
                 return metadata_api.modules(req, p[4])
             if p[3:] == ["fields"]:
                 return metadata_api.fields(req)
+            if p[3:] == ["tags"]:
+                return metadata_api.tags(req)
             raise invalid_url()
         if len(p) == 3:
             return records_api.list_records(req, head)

@@ -221,13 +221,19 @@ class OrgStore:
         return cached
 
     def render(self, spec: ModuleSpec, rec: dict[str, Any]) -> dict[str, Any]:
-        """Internal → API form: datetimes in the OWNER's offset, users as {name, id, email}."""
+        """Internal → API form: datetimes in the OWNER's offset, users as {name, id, email}.
+
+        An empty multi-select picklist is ``[]``, never ``null`` (docs/zoho-crm-api.md §4.1): a value with two
+        spellings of "empty" could not come back identical from a Bulk Read CSV, whose empty cell is one.
+        """
         owner = rec.get("Owner")
         offset = self.users[owner].offset if isinstance(owner, int) else 0
         out: dict[str, Any] = {}
         for key, value in rec.items():
             f = spec.by_name.get(key)
-            if f is not None and value is not None:
+            if f is not None and value is None and f.data_type == "multiselectpicklist":
+                value = []
+            elif f is not None and value is not None:
                 if f.data_type == "datetime":
                     value = render_time(value, offset)
                 elif f.data_type in ("ownerlookup", "userlookup"):

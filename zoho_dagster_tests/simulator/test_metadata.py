@@ -1,4 +1,4 @@
-"""Modules, fields, users, count and deleted records (docs/zoho-crm-api.md §3.2-§3.6)."""
+"""Modules, fields, users, count, deleted records (docs/zoho-crm-api.md §3.2-§3.6) and tags (§4.1)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 
 from zoho_dagster.simulator import RunningSimulator
 
-from .helpers import RECORD_MODULES, error, get, token
+from .helpers import RECORD_MODULES, client_org, error, get, token
 
 MODULES = RECORD_MODULES
 
@@ -125,3 +125,74 @@ def test_deleted_since_and_204(sim: RunningSimulator) -> None:
     small = sim.connection["orgs"][3]
     resp = get(small, "/crm/v6/Vendors/deleted", token(small), {"type": "permanent"})
     assert resp.status_code == 204 and resp.content == b""
+
+
+def test_settings_tags(sim: RunningSimulator) -> None:
+    """``/settings/tags?module=`` (docs/zoho-crm-api.md §4.1): every tag records carry, names unique per
+    module, each record's tag ``{"name", "id"}`` as listed; ``color_code`` only here, sometimes null."""
+    org, tok = sim.primary, token(sim.primary)
+    for module in ("Leads", "Contacts", "Deals", "Vehicles"):
+        body = get(org, "/crm/v6/settings/tags", tok, {"module": module}).json()
+        assert set(body) == {"tags", "info"}
+        assert body["info"] == {"count": len(body["tags"]), "allowed_count": 100}  # Enterprise
+        for tag in body["tags"]:
+            assert set(tag) == {
+                "created_time",
+                "modified_time",
+                "name",
+                "modified_by",
+                "id",
+                "created_by",
+                "color_code",
+            }
+            assert set(tag["created_by"]) == {"name", "id"}
+        names = [tag["name"] for tag in body["tags"]]
+        assert len(names) == len(set(names)) >= 2
+        colours = [tag["color_code"] for tag in body["tags"]]
+        assert None in colours and any(colour and colour.startswith("#") for colour in colours)
+        listed = {tag["id"]: {"name": tag["name"], "id": tag["id"]} for tag in body["tags"]}
+        carried = [tag for record in sim.control.truth(module)["data"] for tag in record["Tag"]]
+        assert carried and all(list(tag) == ["name", "id"] and tag == listed[tag["id"]] for tag in carried)
+
+
+def test_settings_tags_list_written_tags_and_refuse_what_zoho_refuses(sim: RunningSimulator) -> None:
+    org, tok = sim.primary, token(sim.primary)
+    path = "/crm/v6/settings/tags"
+    known = get(org, path, tok, {"module": "Deals"}).json()["tags"]
+    fresh = {"name": "Board Review", "id": str(int(known[0]["id"]) + 1_000_000)}
+    deal = sim.control.truth("Deals")["data"][0]["id"]
+    sim.control.update("Deals", deal, {"Tag": [fresh, {"name": known[0]["name"], "id": known[0]["id"]}]})
+    after = get(org, path, tok, {"module": "Deals"}).json()["tags"]
+    assert [tag["id"] for tag in after] == [*(tag["id"] for tag in known), fresh["id"]]
+    assert after[-1]["name"] == "Board Review" and after[-1]["color_code"] is None
+    assert fresh["id"] not in {t["id"] for t in get(org, path, tok, {"module": "Leads"}).json()["tags"]}
+    missing = get(org, path, tok)
+    assert missing.status_code == 400 and error(missing)["code"] == "REQUIRED_PARAM_MISSING"
+    for module, message in (
+        ("Nope", "the module name given seems to be invalid"),
+        ("Notes", "the given module is not supported for this api"),
+    ):
+        refused = get(org, path, tok, {"module": module})
+        assert refused.status_code == 400 and error(refused) == {
+            "code": "INVALID_MODULE",
+            "details": {},
+            "message": message,
+            "status": "error",
+        }
+    assert get(org, path, tok, {"module": "Leads", "my_tags": "maybe"}).status_code == 400
+
+
+def test_settings_tags_need_a_tags_scope(sim: RunningSimulator) -> None:
+    """``ZohoCRM.settings.ALL`` or ``ZohoCRM.settings.tags.{ALL,READ}``; field and module scopes do not do."""
+    for scopes, allowed in (
+        (["ZohoCRM.settings.tags.READ"], True),
+        (["ZohoCRM.settings.tags.ALL"], True),
+        (["ZohoCRM.settings.ALL"], True),
+        (["ZohoCRM.settings.READ", "ZohoCRM.settings.fields.READ", "ZohoCRM.modules.ALL"], False),
+    ):
+        org = client_org(sim, scopes)
+        resp = get(org, "/crm/v6/settings/tags", token(org), {"module": "Leads"})
+        if allowed:
+            assert resp.status_code == 200, scopes
+        else:
+            assert resp.status_code == 401 and error(resp)["code"] == "OAUTH_SCOPE_MISMATCH"
