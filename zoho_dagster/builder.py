@@ -8,7 +8,7 @@ import dagster as dg
 
 from zoho_dagster.assets import build_stream_assets
 from zoho_dagster.automation import build_automation
-from zoho_dagster.checks import build_checks, build_freshness_check_schedule
+from zoho_dagster.checks import build_checks, build_freshness_check_schedule, build_values_checks
 from zoho_dagster.partitions import daily_partitions
 from zoho_dagster.postgres.io_manager import PostgresIOManager
 from zoho_dagster.replication import ReplicatedStream, load_replication
@@ -43,7 +43,10 @@ def build_definitions(
     jobs, schedules, sensors = build_automation(replicated, partitions, translator=translator)
     return dg.Definitions(
         assets=build_stream_assets(replicated, translator=translator, retry_policy=retry_policy),
-        asset_checks=build_checks(replicated, translator=translator),
+        asset_checks=[
+            *build_checks(replicated, translator=translator),
+            *build_values_checks(replicated, translator=translator),
+        ],
         jobs=jobs,
         schedules=[*schedules, build_freshness_check_schedule(replicated, translator=translator)],
         sensors=sensors,

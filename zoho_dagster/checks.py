@@ -13,6 +13,12 @@ Four checks, one multi-check (one step) per stream so that a run of ``leads`` ad
 - ``columns_match_zoho`` (record streams, WARN): Zoho's field metadata against the table's columns: fields
   without a column yet, columns whose type no longer matches the field, columns of fields Zoho dropped.
 
+One more check stands on its own, because it needs neither Zoho nor the database: ``values_accepted`` (every
+stream, WARN, :func:`build_values_checks`) reads the latest materialization's metadata from the Dagster
+instance and warns when that sync rejected values (stored as NULL in their columns, kept in ``_raw``) or
+replaced characters Postgres cannot store (:mod:`zoho_dagster.postgres.schema`). A bad value never fails a
+run, so this warning is where it shows.
+
 The checks read the tables the :class:`~zoho_dagster.postgres.io_manager.PostgresIOManager` writes, through
 its database URL. Every question to the database is asked by :mod:`zoho_dagster.postgres.queries` (which maps
 fields to columns with the writer's own rules); this module holds only the Dagster side.
@@ -41,6 +47,7 @@ ROW_COUNT = "row_count_matches_zoho"
 UNIQUE_IDS = "unique_ids"
 FRESHNESS = "open_partition_fresh"
 COLUMNS = "columns_match_zoho"
+VALUES = "values_accepted"
 DEFAULT_LAG_MINUTES = 10
 RUN_ALLOWANCE = timedelta(minutes=5)
 
@@ -177,6 +184,69 @@ def freshness_result(
     )
 
 
+def _metadata_value(metadata: dict[str, Any], key: str, default: Any) -> Any:
+    value = metadata.get(key)
+    return default if value is None else getattr(value, "value", value)
+
+
+def values_result(instance: dg.DagsterInstance, key: dg.AssetKey, stream_name: str) -> dg.AssetCheckResult:
+    """A WARN check: did the latest sync store every value as Zoho sent it (the writer's counts)?"""
+    records = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=key), limit=1).records
+    materialization = records[0].asset_materialization if records else None
+    if materialization is None:
+        return dg.AssetCheckResult(
+            check_name=VALUES,
+            passed=True,
+            severity=dg.AssetCheckSeverity.WARN,
+            description=f"{stream_name} has no sync to report on yet.",
+        )
+    metadata = dict(materialization.metadata)
+    rejected = dict(_metadata_value(metadata, "rejected_values", {}))
+    replaced = dict(_metadata_value(metadata, "replaced_characters", {}))
+    rejected_total = int(_metadata_value(metadata, "rejected_values_total", 0))
+    replaced_total = int(_metadata_value(metadata, "replaced_characters_total", 0))
+    passed = rejected_total == 0 and replaced_total == 0
+    return dg.AssetCheckResult(
+        check_name=VALUES,
+        passed=passed,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=_values_description(stream_name, rejected, replaced, rejected_total, replaced_total),
+        metadata={
+            "rejected_values": dg.MetadataValue.json(rejected),
+            "rejected_values_total": rejected_total,
+            "rejected_values_sample": dg.MetadataValue.json(
+                _metadata_value(metadata, "rejected_values_sample", [])
+            ),
+            "replaced_characters": dg.MetadataValue.json(replaced),
+            "replaced_characters_total": replaced_total,
+            "unreadable_cursors": dg.MetadataValue.json(_metadata_value(metadata, "unreadable_cursors", [])),
+            "run_id": records[0].run_id,
+        },
+    )
+
+
+def _values_description(
+    stream_name: str,
+    rejected: dict[str, int],
+    replaced: dict[str, int],
+    rejected_total: int,
+    replaced_total: int,
+) -> str:
+    if rejected_total == 0 and replaced_total == 0:
+        return f"The last sync of {stream_name} stored every value as Zoho sent it."
+    parts = []
+    if rejected_total:
+        counts = "; ".join(f"{name}: {count}" for name, count in sorted(rejected.items()))
+        parts.append(
+            f"rejected {rejected_total} values ({counts}), kept as NULL in their columns and as Zoho sent "
+            "them in _raw"
+        )
+    if replaced_total:
+        counts = "; ".join(f"{name}: {count}" for name, count in sorted(replaced.items()))
+        parts.append(f"replaced {replaced_total} characters Postgres cannot store by U+FFFD ({counts})")
+    return f"The last sync of {stream_name} " + " and ".join(parts) + "; samples are in the metadata."
+
+
 def columns_result(
     conn: sa.Connection, target: ReplicatedStream, fields: Sequence[dict[str, Any]]
 ) -> dg.AssetCheckResult:
@@ -289,6 +359,31 @@ def build_checks(
         build_stream_checks(target, zoho_key, io_manager_key, interval_minutes, lag_minutes, translator)
         for target in targets
     ]
+
+
+def build_values_check(
+    target: ReplicatedStream, translator: DagsterZohoTranslator | None = None
+) -> dg.AssetChecksDefinition:
+    """The ``values_accepted`` WARN check of ``target``'s stream: it reads only Dagster's instance."""
+    key = (translator or DagsterZohoTranslator()).get_asset_key(target)
+    name = target.spec.name
+
+    @dg.asset_check(
+        asset=key,
+        name=VALUES,
+        description="Values the last sync rejected (NULL in their columns, kept in _raw) or repaired.",
+    )
+    def _values(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+        return values_result(context.instance, key, name)
+
+    return _values
+
+
+def build_values_checks(
+    targets: Sequence[ReplicatedStream], translator: DagsterZohoTranslator | None = None
+) -> list[dg.AssetChecksDefinition]:
+    """The ``values_accepted`` check of every replicated stream (beside :func:`build_checks`)."""
+    return [build_values_check(target, translator) for target in targets]
 
 
 FRESHNESS_CHECKS_JOB = "zoho_crm_freshness_checks_job"

@@ -10,7 +10,13 @@ when one is set). So:
   and retrying would only spend time and credits against the same wall;
 - transient errors (429, 5xx, resets, truncated bodies) that outlived the client's own retries are re-raised
   unchanged, so the asset's ``RetryPolicy`` (set by :func:`zoho_dagster.definitions.build_definitions`) runs
-  the step again later; the run's transaction has rolled back, so a retry starts clean.
+  the step again later; the run's transaction has rolled back, so a retry starts clean;
+- a database that cannot be reached (:class:`~zoho_dagster.postgres.engine.DatabaseConnectionError`) is
+  almost always a wrong ``ZOHO_DAGSTER_DATABASE_URL`` (port, name, user), and a database that is down also
+  takes Dagster's own storage with it by default, so it too is a ``dg.Failure`` that is not retried.
+
+Every description is redacted and starts with the sentence that names the cause and the fix; the original
+exception stays the cause, so its traceback comes below.
 """
 
 from collections.abc import Iterator
@@ -18,6 +24,7 @@ from contextlib import contextmanager
 
 import dagster as dg
 
+from zoho_dagster import environment
 from zoho_dagster.client import (
     ZohoAPIError,
     ZohoAuthError,
@@ -28,6 +35,7 @@ from zoho_dagster.client import (
     ZohoTransientError,
     redact,
 )
+from zoho_dagster.postgres.engine import DatabaseConnectionError
 
 _FIXES: tuple[tuple[type[ZohoError], str], ...] = (
     (ZohoCreditsExhausted, "wait for Zoho's rolling 24-hour credit window to refill, or buy more credits"),
@@ -73,12 +81,28 @@ def failure_for(error: ZohoError, what: str) -> dg.Failure:
     )
 
 
+def database_failure(error: DatabaseConnectionError, what: str) -> dg.Failure:
+    """A never-retried ``dg.Failure`` for a database that could not be reached while doing ``what``."""
+    return dg.Failure(
+        description=f"{what}: {redact(error)}",
+        metadata={
+            "error_type": type(error).__name__,
+            "fix": f"fix {environment.DATABASE_URL_VARIABLE}, then run `zoho-dagster check`",
+        },
+        allow_retries=False,
+    )
+
+
 @contextmanager
 def zoho_errors_as_failures(what: str) -> Iterator[None]:
-    """Turn a non-transient ``ZohoError`` raised inside into :func:`failure_for`; transient ones pass."""
+    """Turn a non-transient ``ZohoError`` raised inside into :func:`failure_for`, and a database that cannot
+    be reached into :func:`database_failure`; transient Zoho errors pass.
+    """
     try:
         yield
     except ZohoTransientError:
         raise
     except ZohoError as error:
         raise failure_for(error, what) from error
+    except DatabaseConnectionError as error:
+        raise database_failure(error, what) from error

@@ -10,7 +10,6 @@ catalog stream is synced into ``zoho_crm.<stream>``.
 the target ``ZOHO_DAGSTER_DATABASE_URL``, so both are accepted and only checked to be names.
 """
 
-import difflib
 import fnmatch
 import re
 import string
@@ -23,7 +22,7 @@ import yaml
 from zoho_dagster.discovery import custom_stream_specs, discovery_path, read_discovery
 from zoho_dagster.environment import REPLICATION_VARIABLE, replication_file
 from zoho_dagster.postgres.tables import DEFAULT_SCHEMA, TableName
-from zoho_dagster.streams import CATALOG, StreamSpec, SyncMode
+from zoho_dagster.streams import CATALOG, StreamSpec, SyncMode, closest_stream
 
 DEFAULT_OBJECT = "zoho_crm.{stream_name}"
 MODES: tuple[SyncMode, ...] = ("incremental", "full-refresh")
@@ -278,8 +277,8 @@ def _known_sentence(known: Mapping[str, StreamSpec]) -> str:
 
 
 def _unknown_stream_sentence(key: str, known: Mapping[str, StreamSpec], origin: str) -> str:
-    close = difflib.get_close_matches(key.lower(), list(known), n=1)
-    hint = f"did you mean '{close[0]}'? " if close else ""
+    close = closest_stream(key, known)
+    hint = f"did you mean '{close}'? " if close else ""
     return (
         f"streams.{key} in {origin} is not a Zoho CRM stream; {hint}use a catalog stream or a custom module "
         f"listed by `zoho-dagster discover --write` ({', '.join(known)})."

@@ -11,15 +11,21 @@ and :func:`validate_settings` checks them. :class:`~zoho_dagster.resource.ZohoCR
 fields through the same :func:`validate_settings`, so both paths give the same sentences.
 
 Missing credentials are *not* an error here: Dagster must load its definitions on a machine without secrets.
-They fail at the first step that needs them, through :meth:`ZohoSettings.credentials`.
+They fail at the first step that needs them, through :meth:`ZohoSettings.credentials`. Nor does loading the
+definitions validate the other settings: only the anchor date is read then (:func:`load_anchor_date`).
+
+Secrets are registered for redaction before any other value is judged, every error text is redacted, and a
+value that holds a secret (the client secret pasted into ``ZOHO_CRM_SOID``) is never quoted back.
 """
 
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -32,6 +38,7 @@ from zoho_dagster.client import (
     ZohoConfigError,
     hosts,
     mask,
+    redact,
     register_secret,
 )
 
@@ -69,6 +76,18 @@ _SOID = re.compile(r"^ZohoCRM\.[A-Za-z0-9_-]+$")
 _CONNECTION_EXAMPLE = (
     '{type: api, spec: zoho-crm, secrets: {client_id: ..., client_secret: ..., soid: "ZohoCRM.<org_id>"}}'
 )
+LOOPBACK_NAMES = ("localhost",)
+"""Hosts besides loopback addresses (127.0.0.0/8, ::1) that may be reached over plain http and with a path."""
+
+
+def _refuse(text: str) -> ZohoConfigError:
+    """The error for a bad setting, its text redacted: a secret pasted anywhere must not come back in it."""
+    return ZohoConfigError(redact(text))
+
+
+def _shown(value: str) -> str:
+    """``value`` quoted for a message, or a stand-in when it holds a registered secret (never echoed)."""
+    return repr(value) if redact(value) == value else "a secret (not shown)"
 
 
 @dataclass(frozen=True)
@@ -106,18 +125,18 @@ class ZohoSettings:
     def credentials(self) -> Credentials:
         """The OAuth credentials, or a ``ZohoConfigError`` naming the missing variable and the fix."""
         if not self.client_id:
-            raise ZohoConfigError(
+            raise _refuse(
                 "ZOHO_CRM_CLIENT_ID is not set; set ZOHO_CRM_CLIENT_ID, ZOHO_CRM_CLIENT_SECRET and "
                 "ZOHO_CRM_SOID (or ZOHO_CRM_REFRESH_TOKEN), or ZOHO_CRM to a connection like "
                 f"{_CONNECTION_EXAMPLE}."
             )
         if not self.client_secret:
-            raise ZohoConfigError(
+            raise _refuse(
                 "ZOHO_CRM_CLIENT_SECRET is not set; set it to the secret of the Self Client "
                 f"{self.client_id} (Zoho API console > Self Client > Client Secret)."
             )
         if not self.soid and not self.refresh_token:
-            raise ZohoConfigError(
+            raise _refuse(
                 "Neither ZOHO_CRM_SOID nor ZOHO_CRM_REFRESH_TOKEN is set; set ZOHO_CRM_SOID to "
                 "ZohoCRM.<org_id> (client-credentials grant) or ZOHO_CRM_REFRESH_TOKEN (refresh-token "
                 "grant)."
@@ -147,34 +166,34 @@ def parse_connection(raw: str) -> tuple[dict[str, str], dict[str, str]]:
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" near line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        raise ZohoConfigError(
+        raise _refuse(
             f"ZOHO_CRM is not valid YAML or JSON{where}; set it to a connection like {_CONNECTION_EXAMPLE}."
         ) from None
     if not isinstance(document, dict):
-        raise ZohoConfigError(
+        raise _refuse(
             f"ZOHO_CRM must be a mapping; set it to a connection like {_CONNECTION_EXAMPLE}."
         )
     kind, spec = _text(document.get("type")), _text(document.get("spec"))
     if kind not in (None, "api") or spec not in (None, "zoho-crm"):
-        raise ZohoConfigError(
+        raise _refuse(
             f"ZOHO_CRM has type {kind!r} and spec {spec!r}; set type: api and spec: zoho-crm (a connection "
             f"like {_CONNECTION_EXAMPLE})."
         )
     secrets, inputs = document.get("secrets") or {}, document.get("inputs") or {}
     if not isinstance(secrets, dict) or not isinstance(inputs, dict):
-        raise ZohoConfigError(
+        raise _refuse(
             "ZOHO_CRM's secrets and inputs must be mappings; set it to a connection like "
             f"{_CONNECTION_EXAMPLE}."
         )
     unknown = sorted(set(map(str, secrets)) - set(SECRET_VARIABLES))
     if unknown:
-        raise ZohoConfigError(
+        raise _refuse(
             f"ZOHO_CRM has unknown secrets key(s) {', '.join(unknown)}; use only "
             f"{', '.join(SECRET_VARIABLES)}."
         )
     unknown = sorted(set(map(str, inputs)) - {"anchor_date"})
     if unknown:
-        raise ZohoConfigError(
+        raise _refuse(
             f"ZOHO_CRM has unknown inputs key(s) {', '.join(unknown)}; use only anchor_date."
         )
     values = {str(k): t for k, v in secrets.items() if (t := _text(v)) is not None}
@@ -182,10 +201,43 @@ def parse_connection(raw: str) -> tuple[dict[str, str], dict[str, str]]:
     return values, input_values
 
 
-def _check_url(value: str | None, label: str, example: str) -> str | None:
-    if value is not None and not re.match(r"^https?://[^/\s]+", value):
-        raise ZohoConfigError(f"{label} must be an http(s) URL such as {example}; got {value!r}.")
-    return value.rstrip("/") if value else None
+def _is_loopback(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and localhost: traffic that never leaves the machine (the simulator's)."""
+    if host.lower() in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_url(value: str | None, label: str, example: str, carries: str) -> str | None:
+    """``value`` without a trailing slash, or a sentence: it must be ``https://host`` (``carries`` names the
+    secret it would carry).
+
+    Plain http would send that secret in cleartext, and a path (a pasted ``.../oauth/v2/token``) is appended
+    to, so Zoho answers 404 and the failure looks like bad credentials. Loopback hosts are exempt: the
+    simulator serves every data centre over http, each under a path of one local port.
+    """
+    if value is None:
+        return None
+    if not re.match(r"^https?://[^/\s]+", value):
+        raise _refuse(f"{label} must be an https URL such as {example}; got {_shown(value)}.")
+    parts = urlsplit(value)
+    if _is_loopback(parts.hostname or ""):
+        return value.rstrip("/")
+    server = f"https://{parts.netloc}"
+    if parts.scheme != "https":
+        raise _refuse(
+            f"{label} is {_shown(value)}, which would send {carries} unencrypted; set it to {server} (plain "
+            "http is accepted only for a loopback host: 127.0.0.1, ::1 or localhost)."
+        )
+    if parts.path.strip("/") or parts.query or parts.fragment:
+        raise _refuse(
+            f"{label} is {_shown(value)}, which has a path; set it to the server alone (scheme://host), e.g. "
+            f"{server}."
+        )
+    return value.rstrip("/")
 
 
 def _number(
@@ -207,28 +259,31 @@ def _number(
     if value is None or value < lowest or (highest is not None and value > highest):
         bound = f"between {lowest:g} and {highest:g}" if highest is not None else f"at least {lowest:g}"
         what = "a whole number" if kind is int else "a number"
-        raise ZohoConfigError(f"{raw.sources[name]} is {text!r}; set it to {what} {bound}.")
+        raise _refuse(f"{raw.sources[name]} is {_shown(text)}; set it to {what} {bound}.")
     return value
+
+
+def default_anchor(today: date) -> date:
+    """A year before ``today`` (Sling's default): the first day of history when no anchor is set."""
+    try:
+        return today.replace(year=today.year - 1)
+    except ValueError:  # 29 February
+        return today - timedelta(days=365)
 
 
 def _anchor(value: str | None, label: str, today: date) -> date:
     if value is None:
-        try:
-            return today.replace(year=today.year - 1)
-        except ValueError:  # 29 February
-            return today - timedelta(days=365)
+        return default_anchor(today)
     try:
         parsed = date.fromisoformat(value)
         if not re.match(r"^\d{4}-\d{2}-\d{2}$", value):
             raise ValueError(value)
     except ValueError:
-        raise ZohoConfigError(
-            f"{label} is {value!r}; set it to a date in the form YYYY-MM-DD, e.g. 2024-01-31."
+        raise _refuse(
+            f"{label} is {_shown(value)}; set it to a date in the form YYYY-MM-DD, e.g. 2024-01-31."
         ) from None
     if parsed > today:
-        raise ZohoConfigError(
-            f"{label} is {value}, which is in the future; set it to a past date (YYYY-MM-DD)."
-        )
+        raise _refuse(f"{label} is {value}, which is in the future; set it to a past date (YYYY-MM-DD).")
     return parsed
 
 
@@ -274,12 +329,33 @@ def read_environment(environ: Mapping[str, str] | None = None) -> RawSettings:
     return raw
 
 
+def _register_secrets(raw: RawSettings) -> None:
+    """Make the secrets known to :func:`redact` before any other value is judged (and perhaps quoted)."""
+    for name in ("client_secret", "refresh_token"):
+        register_secret(raw.values.get(name))
+
+
+def _check_soid(soid: str | None, label: str) -> str | None:
+    if soid is not None and not _SOID.match(soid):
+        hint = f"e.g. ZohoCRM.{soid}" if soid.isdigit() else "with the org ID from Setup > Company Details"
+        raise _refuse(f"{label} is {_shown(soid)}; set it to the form ZohoCRM.<org_id>, {hint}.")
+    return soid
+
+
+def _check_database_url(url: str | None, label: str) -> str | None:
+    if url is not None and not re.match(r"^postgres(ql)?(\+\w+)?://", url):
+        raise _refuse(
+            f"{label} must be a PostgreSQL URL (postgresql://user:password@host:5432/db); it starts with "
+            f"{_shown(url.split(':', 1)[0])}."
+        )
+    return url
+
+
 def validate_settings(raw: RawSettings, today: date | None = None) -> ZohoSettings:
     """Validated settings from ``raw``; a bad value raises ``ZohoConfigError`` naming its source."""
     today = today or date.today()
     values, sources = raw.values, raw.sources
-    for name in ("client_secret", "refresh_token"):
-        register_secret(values.get(name))
+    _register_secrets(raw)
     region_code = values.get("region")
     if region_code is None and values.get("accounts_url"):
         # an explicit accounts server of a known region names the region (for the messages that cite it)
@@ -287,23 +363,16 @@ def validate_settings(raw: RawSettings, today: date | None = None) -> ZohoSettin
         region_code = known.get(values["accounts_url"].rstrip("/"))
     region_hosts = hosts(region_code)
     accounts_url = _check_url(
-        values.get("accounts_url"), sources.get("accounts_url", ""), "https://accounts.zoho.eu"
+        values.get("accounts_url"),
+        sources.get("accounts_url", ""),
+        "https://accounts.zoho.eu",
+        "the client secret",
     )
     api_domain = _check_url(
-        values.get("api_domain"), sources.get("api_domain", ""), "https://www.zohoapis.eu"
+        values.get("api_domain"), sources.get("api_domain", ""), "https://www.zohoapis.eu", "the access token"
     )
-    soid = values.get("soid")
-    if soid is not None and not _SOID.match(soid):
-        hint = f"ZohoCRM.{soid}" if soid.isdigit() else "ZohoCRM.<org_id>"
-        raise ZohoConfigError(
-            f"{sources['soid']} is {soid!r}; set it to the form ZohoCRM.<org_id>, e.g. {hint}."
-        )
-    database_url = values.get("database_url")
-    if database_url is not None and not re.match(r"^postgres(ql)?(\+\w+)?://", database_url):
-        raise ZohoConfigError(
-            f"{sources['database_url']} must be a PostgreSQL URL (postgresql://user:password@host:5432/db); "
-            f"it starts with {database_url.split(':', 1)[0]!r}."
-        )
+    soid = _check_soid(values.get("soid"), sources.get("soid", ""))
+    database_url = _check_database_url(values.get("database_url"), sources.get("database_url", ""))
     return ZohoSettings(
         client_id=values.get("client_id"),
         client_secret=values.get("client_secret"),
@@ -325,3 +394,15 @@ def validate_settings(raw: RawSettings, today: date | None = None) -> ZohoSettin
 def load_settings(environ: Mapping[str, str] | None = None, today: date | None = None) -> ZohoSettings:
     """Validated settings from ``environ`` (default ``os.environ``); bad values raise ``ZohoConfigError``."""
     return validate_settings(read_environment(environ), today)
+
+
+def load_anchor_date(environ: Mapping[str, str] | None = None, today: date | None = None) -> date:
+    """The anchor date alone (``ZOHO_CRM_ANCHOR_DATE`` or ``ZOHO_CRM``'s ``inputs.anchor_date``), validated.
+
+    The partitions need the anchor while the definitions load, when no other setting may stop the load: a
+    bad region or SOID must fail a run's first step (and ``zoho-dagster check``), not the code location.
+    """
+    raw = read_environment(environ)
+    _register_secrets(raw)
+    label = raw.sources.get("anchor_date", ANCHOR_DATE)
+    return _anchor(raw.values.get("anchor_date"), label, today or date.today())

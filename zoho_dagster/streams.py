@@ -5,6 +5,8 @@ modules are incremental on ``Modified_Time``; ``users`` and ``modules`` are smal
 cannot filter by modification time, so they are refreshed whole.
 """
 
+import difflib
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -54,10 +56,53 @@ CATALOG: tuple[StreamSpec, ...] = (
 STREAMS_BY_NAME: dict[str, StreamSpec] = {spec.name: spec for spec in CATALOG}
 
 
+class UnknownStreamError(KeyError, ValueError):
+    """A stream name that is not in the catalog; ``str()`` is the sentence (a bare KeyError would quote it).
+
+    A ``KeyError`` for the callers of :func:`stream` that look names up, a ``ValueError`` for those that
+    validate input (a command line, a file).
+    """
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+def closest_stream(name: str, known: Iterable[str]) -> str | None:
+    """The known name closest to ``name`` (difflib), or ``None`` when nothing is close: the "did you mean"."""
+    close = difflib.get_close_matches(name.lower(), list(known), n=1)
+    return close[0] if close else None
+
+
+def unknown_streams_sentence(unknown: Sequence[str], known: Sequence[str], where: str = "") -> str:
+    """One sentence refusing ``unknown`` names (each with its closest known name) and listing ``known``."""
+    listed = []
+    for name in unknown:
+        close = closest_stream(name, known)
+        listed.append(f"'{name}' (did you mean '{close}'?)" if close else f"'{name}'")
+    names = listed[0] if len(listed) == 1 else f"{', '.join(listed[:-1])} and {listed[-1]}"
+    noun = "stream" if len(listed) == 1 else "streams"
+    place = f" in {where}" if where else ""
+    return f"Unknown Zoho CRM {noun} {names}{place}; use only: {', '.join(known)}."
+
+
+def select_streams(
+    names: Sequence[str] | None, where: str, catalog: Sequence[StreamSpec] = CATALOG
+) -> list[StreamSpec]:
+    """The specs of ``names`` in catalog order (all of them when ``names`` is empty or ``None``).
+
+    Any unknown name is refused with :func:`unknown_streams_sentence`: a misspelt name must never shrink a
+    sync silently.
+    """
+    known = [spec.name for spec in catalog]
+    unknown = [name for name in names or () if name not in known]
+    if unknown:
+        raise UnknownStreamError(unknown_streams_sentence(unknown, known, where))
+    return [spec for spec in catalog if not names or spec.name in names]
+
+
 def stream(name: str) -> StreamSpec:
-    """The catalog entry for ``name``, with a sentence listing the valid names when it is unknown."""
+    """The catalog entry for ``name``, with a sentence naming the closest valid name when it is unknown."""
     try:
         return STREAMS_BY_NAME[name]
     except KeyError:
-        known = ", ".join(STREAMS_BY_NAME)
-        raise KeyError(f"Unknown Zoho CRM stream {name!r}; use one of: {known}.") from None
+        raise UnknownStreamError(unknown_streams_sentence([name], list(STREAMS_BY_NAME))) from None

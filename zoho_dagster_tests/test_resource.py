@@ -145,8 +145,12 @@ def test_tuning_variables_are_read_and_checked(monkeypatch: pytest.MonkeyPatch) 
         load_settings({"ZOHO_CRM_BULK_THRESHOLD": "lots"})
 
 
-def test_the_pool_limit_sizes_each_process_share(simulator: Any, database_url: str) -> None:
+def test_the_pool_limit_sizes_each_process_share(
+    simulator: Any, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Three runs may call Zoho at once (the pool limit): each takes a third of the edition's concurrency."""
+    # this process may have learnt the simulated org's edition in an earlier test: forget it
+    monkeypatch.setattr("zoho_dagster.client.client._EDITION_CONCURRENCY_SEEN", {})
     simulator.control.set_limits(edition="Ultimate")
     org = simulator.primary
     seen: dict[str, Any] = {}

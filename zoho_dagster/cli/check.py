@@ -1,5 +1,10 @@
-"""``zoho-dagster check``: configuration, credentials and region, and the scope of every stream, each failure
-with its fix."""
+"""``zoho-dagster check``: configuration, the database, credentials and region, and the scope of every stream,
+each failure with its fix.
+
+The settings are validated here in full (the definitions load without validating them, so this command and
+a run's first step are where a bad region, SOID or anchor date is reported); each failure prints the one
+sentence of the error, which names the variable, and a short fix below it.
+"""
 
 import argparse
 from datetime import datetime, timezone
@@ -10,9 +15,13 @@ from zoho_dagster.cli.common import zoho_client
 
 def _fix_for(error: Exception) -> str:
     from zoho_dagster.client import ZohoAuthError, ZohoConfigError, ZohoPermissionError
+    from zoho_dagster.environment import DATABASE_URL_VARIABLE
+    from zoho_dagster.postgres.engine import DatabaseConnectionError
 
     if isinstance(error, ZohoConfigError):
         return "fix the variable named above"
+    if isinstance(error, DatabaseConnectionError):
+        return f"fix {DATABASE_URL_VARIABLE} (or start that server)"
     if isinstance(error, ZohoPermissionError):
         missing = getattr(error, "missing", None)
         return (
@@ -24,16 +33,22 @@ def _fix_for(error: Exception) -> str:
             )
         )
     if isinstance(error, ZohoAuthError):
-        return (
-            "check ZOHO_CRM_CLIENT_ID / ZOHO_CRM_CLIENT_SECRET and ZOHO_CRM_REGION: a client is known "
-            "only in "
-            "the data centre of its org (US, EU, IN, AU, JP, CN, CA, SA)"
-        )
+        # the sentence names the variable (region only for a client unknown in the data centre)
+        return "change the variable named above"
     return "check the network path to Zoho and ZOHO_CRM_API_DOMAIN"
+
+
+def _database(database_url: str | None) -> None:
+    """Connect once to the database the token cache and the tables use (the embedded one when unset)."""
+    from zoho_dagster.postgres.database import check_database, resolve_database_url
+
+    check_database(resolve_database_url(database_url, announce=print))
 
 
 def cmd_check(args: argparse.Namespace) -> int:
     from zoho_dagster.client import ZohoError
+    from zoho_dagster.environment import DATABASE_URL_VARIABLE
+    from zoho_dagster.postgres.engine import DatabaseConnectionError
     from zoho_dagster.settings import load_settings
     from zoho_dagster.streams import CATALOG
 
@@ -43,7 +58,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         nonlocal failures
         try:
             value = action()
-        except (ZohoError, ValueError) as error:
+        except (ZohoError, ValueError, DatabaseConnectionError) as error:
             failures += 1
             print(f"FAIL  {label}: {error}\n      fix: {_fix_for(error)}")
             return None
@@ -60,6 +75,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         )
         return 1
     print(f"      region {settings.region}, accounts server {settings.accounts_url}")
+    if step(f"database ({DATABASE_URL_VARIABLE})", lambda: _database(settings.database_url) or True) is None:
+        return 1
 
     def connect() -> Any:
         client = zoho_client()

@@ -6,6 +6,7 @@ it compares each table with the simulator's truth and exits 1 on any difference.
 """
 
 import argparse
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -150,19 +151,34 @@ def compare(simulator: Any, specs: Sequence[Any], tables: dict[str, str], anchor
     return all_match
 
 
+def _refusal(text: str) -> int:
+    """Print a refusal (one sentence naming the fix) to stderr; exit status 2, as argparse's errors."""
+    print(f"zoho-dagster demo: {text}", file=sys.stderr)
+    return 2
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
+    from zoho_dagster.client import ZohoConfigError
     from zoho_dagster.partitions import anchor_date
-    from zoho_dagster.postgres.engine import make_engine
+    from zoho_dagster.postgres.engine import DatabaseConnectionError, make_engine
     from zoho_dagster.postgres.queries import drop_tables
     from zoho_dagster.postgres.tables import TableName
-    from zoho_dagster.streams import CATALOG
+    from zoho_dagster.streams import UnknownStreamError, select_streams
 
+    try:  # every mistake of the command line is refused before anything starts
+        specs = select_streams(args.streams, "--streams")
+        anchor_date()
+    except (UnknownStreamError, ZohoConfigError) as error:
+        return _refusal(str(error))
     shared = environment.database_url() is not None
     schema = args.schema or (DEMO_SCHEMA_ON_SHARED_DATABASE if shared else "zoho_crm")
-    url = shared_database_url()
-    specs = [s for s in CATALOG if not args.streams or s.name in args.streams]
     tables = {spec.name: f"{schema}.{spec.name}" for spec in specs}
-    drop_tables(make_engine(url), [TableName.parse(t) for t in tables.values()])
+    try:
+        url = shared_database_url()
+        drop_tables(make_engine(url), [TableName.parse(t) for t in tables.values()])
+    except DatabaseConnectionError as error:
+        print(f"zoho-dagster demo: {error}", file=sys.stderr)
+        return 1
     where = environment.DATABASE_URL_VARIABLE if shared else "the embedded Postgres"
     print(f"zoho-dagster demo: simulator with {args.records:,} leads → {where}, schema {schema}")
     with simulator(args.records, args.seed, args.latency_ms) as running:
@@ -195,6 +211,8 @@ def add_parser(commands: Any) -> None:
         "--requests-per-second", type=float, default=None, help="cap on request starts (default: none)"
     )
     demo.add_argument("--schema", help="target schema (default zoho_crm; zoho_crm_demo on a shared database)")
-    demo.add_argument("--streams", nargs="*", help="only these streams (default: all)")
+    demo.add_argument(
+        "--streams", nargs="*", help="only these streams (default: all); an unknown name is refused"
+    )
     demo.set_defaults(func=cmd_demo)
 

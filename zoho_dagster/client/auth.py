@@ -2,7 +2,7 @@
 
 Zoho answers token failures with HTTP 200 and an ``error`` key (docs/zoho-crm-api.md §1.6); each known error
 becomes one sentence telling the user which variable to change. Secrets travel in the form body, never in the
-URL, because URLs end up in requests' exception texts and urllib3's debug log.
+URL, because URLs end up in requests' exception texts and urllib3's debug log; every sentence is redacted.
 """
 
 import hashlib
@@ -61,6 +61,12 @@ class Credentials:
         return "client_credentials" if self.soid else "refresh_token"
 
     @property
+    def token_scopes(self) -> str:
+        """The scopes a minted token carries: those asked for by the client-credentials grant; a refresh
+        token's own scopes otherwise (nothing to tell apart then)."""
+        return self.scopes if self.soid else ""
+
+    @property
     def org_key(self) -> str:
         """The org part of the cache key: the soid, or a hash of the refresh token (never the token itself).
         """
@@ -114,17 +120,34 @@ class TokenMinter:
     def _where(self) -> str:
         return f"the accounts server for {self.credentials.region} ({self.credentials.accounts_url})"
 
+    def _token_url(self) -> str:
+        return f"{self.credentials.accounts_url}/oauth/v2/token"
+
+    def _not_found(self) -> ZohoAuthError:
+        """A 404 from the token endpoint: the URL is wrong, not the credentials (a path pasted into it)."""
+        return ZohoAuthError(
+            redact(
+                f"{self._where()} answered 404 at {self._token_url()}: there is no token endpoint there; set "
+                "ZOHO_CRM_ACCOUNTS_URL to the accounts server alone (scheme://host, e.g. "
+                "https://accounts.zoho.eu), or unset it to use ZOHO_CRM_REGION's."
+            ),
+            code="HTTP 404",
+        )
+
     def _post(self) -> tuple[requests.Response, dict[str, Any]]:
         """The token answer as JSON; resets, 429, 5xx and cut-off bodies are retried with backoff."""
-        url = f"{self.credentials.accounts_url}/oauth/v2/token"
-        last = "no answer"
+        last = "could not be reached"
         for attempt in range(1, self.policy.max_retries + 2):
             try:
-                response = self.session.post(url, data=self._form(), timeout=self.policy.timeout)
+                response = self.session.post(
+                    self._token_url(), data=self._form(), timeout=self.policy.timeout
+                )
                 _ = response.content
             except _TRANSPORT_ERRORS as exc:
-                last = f"{type(exc).__name__}: {redact(exc)}"
+                last = f"could not be reached ({type(exc).__name__}: {redact(exc)})"
             else:
+                if response.status_code == 404:
+                    raise self._not_found()
                 if response.status_code != 429 and response.status_code < 500:
                     try:
                         body = response.json()
@@ -132,14 +155,16 @@ class TokenMinter:
                         body = None
                     if isinstance(body, dict):
                         return response, body
-                    last = f"an unreadable answer (HTTP {response.status_code})"
+                    last = f"sent an unreadable answer (HTTP {response.status_code})"
                 else:
-                    last = f"HTTP {response.status_code}"
+                    last = f"kept failing (HTTP {response.status_code})"
             if attempt <= self.policy.max_retries:
                 time.sleep(self.policy.backoff(attempt))
         raise ZohoAuthError(
-            f"{self._where()} could not mint an access token ({last}); check ZOHO_CRM_ACCOUNTS_URL / "
-            "ZOHO_CRM_REGION and the network."
+            redact(
+                f"{self._where()} {last} while minting an access token; check ZOHO_CRM_ACCOUNTS_URL / "
+                "ZOHO_CRM_REGION and the network."
+            )
         )
 
     def mint(self) -> tuple[str, str | None, int]:
@@ -166,14 +191,41 @@ class TokenMinter:
             raise self._explain(error)
         raise AssertionError("unreachable")
 
+    def _knows_the_client(self) -> bool:
+        """Whether this accounts server knows the client, asked by one more token call without the soid.
+
+        Zoho answers ``invalid_client`` both to a client of another data centre and (in the simulator, the
+        exact error being UNCONFIRMED) to a soid of another org or of none (docs/zoho-crm-api.md §1.4, §1.6).
+        Without a soid a known client gets ``missing_org_info`` instead, which tells the two apart: the SOID
+        is then the culprit, not the region. Asked only after a refusal, so it costs nothing when all is well.
+        """
+        form = {key: value for key, value in self._form().items() if key != "soid"}
+        try:
+            response = self.session.post(self._token_url(), data=form, timeout=self.policy.timeout)
+            body = response.json()
+        except (*_TRANSPORT_ERRORS, ValueError):
+            return False
+        return isinstance(body, dict) and body.get("error") == "missing_org_info"
+
+    def _invalid_client(self) -> str:
+        c, where = self.credentials, self._where()
+        if c.soid and self._knows_the_client():
+            return (
+                f"{where} knows client {c.client_id} but refused ZOHO_CRM_SOID {c.soid} (invalid_client): "
+                "no org has that id, or it is another org than the client's; set ZOHO_CRM_SOID to "
+                "ZohoCRM.<org_id> with the org ID of the client's own org (Zoho CRM > Setup > Company "
+                "Details > Org ID)."
+            )
+        others = ", ".join(other_regions(c.region))
+        return (
+            f"{where} answered invalid_client: the client ID is unknown there; is the org in another "
+            f"data centre? set ZOHO_CRM_REGION ({others}) or ZOHO_CRM_ACCOUNTS_URL."
+        )
+
     def _explain(self, error: str) -> ZohoAuthError:
         c, where = self.credentials, self._where()
         if error == "invalid_client":
-            others = ", ".join(other_regions(c.region))
-            text = (
-                f"{where} answered invalid_client: the client ID is unknown there; is the org in another "
-                f"data centre? set ZOHO_CRM_REGION ({others}) or ZOHO_CRM_ACCOUNTS_URL."
-            )
+            text = self._invalid_client()
         elif error == "invalid_client_secret":
             text = (
                 f"{where} answered invalid_client_secret: the secret does not belong to client {c.client_id}"
@@ -206,7 +258,7 @@ class TokenMinter:
                 f"{where} refused to mint an access token ({redact(error)}); check the ZOHO_CRM_* "
                 "credentials."
             )
-        return ZohoAuthError(text, code=error)
+        return ZohoAuthError(redact(text), code=error)
 
 
 class TokenProvider:
@@ -218,7 +270,9 @@ class TokenProvider:
         self.credentials = credentials
         self.minter = TokenMinter(credentials, policy, session)
         self.store = cache
-        self.key = cache_key(credentials.accounts_url, credentials.client_id, credentials.org_key)
+        self.key = cache_key(
+            credentials.accounts_url, credentials.client_id, credentials.org_key, credentials.token_scopes
+        )
         self._lock = threading.Lock()
         self._current: AccessToken | None = None
 

@@ -149,7 +149,11 @@ class ZohoHttp:
             except _TRANSPORT_ERRORS as exc:
                 self.stats.add(calls=1, credits=0)
                 raise ZohoTransientError(
-                    f"GET {path} failed in transit ({type(exc).__name__}: {redact(exc)})"
+                    redact(
+                        f"GET {path} at {base} failed in transit ({type(exc).__name__}: {exc}); check "
+                        "ZOHO_CRM_API_DOMAIN (or ZOHO_CRM_REGION, whose API domain is used when it is unset) "
+                        "and the network."
+                    )
                 ) from None
         return response
 

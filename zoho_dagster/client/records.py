@@ -56,6 +56,24 @@ def modified_time(record: Record) -> datetime:
     return parse_datetime(str(record[CURSOR_FIELD]))
 
 
+def readable_modified_time(record: Record) -> datetime | None:
+    """The record's ``Modified_Time`` in UTC, or ``None`` when Zoho sent something that is not a date-time.
+
+    Such a record is still read and handed on (the writer keeps it with its ``_raw`` and says so in one
+    sentence): a reader must never fail a window, or lose a record, because of one bad value.
+    """
+    try:
+        return modified_time(record)
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _version_key(record: Record) -> tuple[int, datetime | str]:
+    """Orders the versions of one record: readable times by instant, above any unreadable text."""
+    when = readable_modified_time(record)
+    return (1, when) if when is not None else (0, str(record.get(CURSOR_FIELD)))
+
+
 class PassReader:
     """One field pass over the window: its own page-token chain, restarted in time when the chain breaks."""
 
@@ -139,7 +157,10 @@ class PassReader:
     def _accept_locked(self, body: dict[str, Any]) -> list[Record]:
         kept: list[Record] = []
         for record in body.get("data") or []:
-            when = modified_time(record)
+            when = readable_modified_time(record)
+            if when is None:
+                kept.append(record)  # served inside this chain's order; the writer reports the bad value
+                continue
             if when >= self.end:
                 self.done = True
                 break
@@ -293,13 +314,13 @@ class WindowReader:
                 if not parts:
                     del todo[rid]  # gone from Zoho (deleted meanwhile): the deletions stream handles it
                     continue
-                times = {modified_time(part) for part in parts.values()}
-                if len(parts) == len(self.passes) and len(times) == 1:
+                versions = {_version_key(part) for part in parts.values()}
+                if len(parts) == len(self.passes) and len(versions) == 1:
                     ready.append(self._merge(parts))
                     del todo[rid]
                 else:  # keep only the newest version's parts; fetch the rest again
-                    newest = max(times)
-                    todo[rid] = {i: p for i, p in parts.items() if modified_time(p) == newest}
+                    newest = max(versions)
+                    todo[rid] = {i: p for i, p in parts.items() if _version_key(p) == newest}
         if todo:
             raise ZohoAPIError(
                 f"{self.module}: {len(todo)} record(s) kept changing while their fields were read in "

@@ -10,6 +10,8 @@ import threading
 from urllib.parse import quote, quote_plus
 
 MASK = "***"
+HIDDEN = "a secret (not shown)"
+"""What an error message says instead of a value that holds a registered secret."""
 _MIN_LENGTH = 6  # shorter values are not secrets worth masking and would shred ordinary words
 
 _lock = threading.Lock()
@@ -33,6 +35,15 @@ def redact(text: object) -> str:
         if secret in result:
             result = result.replace(secret, MASK)
     return result
+
+
+def quoted(value: str) -> str:
+    """``repr(value)`` for an error message, or :data:`HIDDEN` when it holds a registered secret.
+
+    A secret pasted into the wrong variable (the client secret as ``ZOHO_CRM_SOID``) must not be printed back
+    by the sentence that refuses it; saying that it is a secret also tells the user what went wrong.
+    """
+    return repr(value) if redact(value) == value else HIDDEN
 
 
 def mask(value: str | None) -> str:

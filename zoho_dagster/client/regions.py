@@ -9,6 +9,7 @@ overrides point anywhere else (a proxy, the simulator, a sandbox).
 from dataclasses import dataclass
 
 from zoho_dagster.client.errors import ZohoConfigError
+from zoho_dagster.client.redact import quoted, redact
 
 
 @dataclass(frozen=True)
@@ -45,8 +46,10 @@ def region(code: str | None) -> Region:
         return REGIONS[key]
     except KeyError:
         raise ZohoConfigError(
-            f"ZOHO_CRM_REGION is {code!r}, which is not a Zoho data centre; set it to one of "
-            f"{', '.join(REGIONS)} (or set ZOHO_CRM_ACCOUNTS_URL and ZOHO_CRM_API_DOMAIN explicitly)."
+            redact(
+                f"ZOHO_CRM_REGION is {quoted(str(code))}, which is not a Zoho data centre; set it to one of "
+                f"{', '.join(REGIONS)} (or set ZOHO_CRM_ACCOUNTS_URL and ZOHO_CRM_API_DOMAIN explicitly)."
+            )
         ) from None
 
 

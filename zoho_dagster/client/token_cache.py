@@ -47,9 +47,23 @@ class TokenCache(Protocol):
     def locked(self, key: str) -> AbstractContextManager[TokenSlot]: ...
 
 
-def cache_key(accounts_url: str, client_id: str, org: str) -> str:
-    """The entry key: a hash of who mints for whom, so no store lists client ids or orgs in clear."""
-    return hashlib.sha256(f"{accounts_url}\n{client_id}\n{org}".encode()).hexdigest()
+def scope_set(scopes: str) -> str:
+    """``scopes`` as a canonical set: comma-separated, trimmed, lower-cased, sorted, without duplicates.
+
+    Zoho compares scope names case-insensitively, and the order in ``ZOHO_CRM_SCOPES`` means nothing, so
+    ``"A,B"`` and ``"b, a"`` ask for the same token.
+    """
+    return ",".join(sorted({part.strip().lower() for part in scopes.split(",") if part.strip()}))
+
+
+def cache_key(accounts_url: str, client_id: str, org: str, scopes: str = "") -> str:
+    """The entry key: a hash of who mints for whom and for which scopes, so no store lists them in clear.
+
+    The scopes are part of it because a token carries the scopes it was minted for: after a change of
+    ``ZOHO_CRM_SCOPES`` the old token would still be found, and refused (or over-privileged), for an hour.
+    """
+    identity = f"{accounts_url}\n{client_id}\n{org}\n{scope_set(scopes)}"
+    return hashlib.sha256(identity.encode()).hexdigest()
 
 
 @dataclass

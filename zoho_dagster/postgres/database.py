@@ -5,6 +5,11 @@ Dagster's storage — calls :func:`resolve_database_url`; only there is the embe
 so in the log, so that a missing ``ZOHO_DAGSTER_DATABASE_URL`` on a production host is visible rather than
 silently filling a local directory. Loading the definitions never calls it.
 
+A database that cannot be reached is reported by
+:class:`~zoho_dagster.postgres.engine.DatabaseConnectionError` (one sentence naming
+``ZOHO_DAGSTER_DATABASE_URL``) wherever a connection is first opened;
+:func:`check_database` opens one on purpose, for ``zoho-dagster check`` and the demo.
+
 The server is left running when this process exits (``cleanup_mode=None``) because ``dagster dev`` runs steps
 in other processes that must reach the same database; a later call with the same data directory reuses it.
 """
@@ -14,7 +19,10 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
+import sqlalchemy as sa
+
 from zoho_dagster import environment
+from zoho_dagster.postgres.engine import make_engine
 
 log = logging.getLogger(__name__)
 
@@ -48,3 +56,9 @@ def resolve_database_url(
 ) -> str:
     """The explicit URL, else ``$ZOHO_DAGSTER_DATABASE_URL``, else the embedded server's (started here)."""
     return database_url or environment.database_url() or embedded_database_url(announce=announce)
+
+
+def check_database(database_url: str) -> None:
+    """Open one connection to ``database_url``: nothing, or the ``DatabaseConnectionError`` sentence."""
+    with make_engine(database_url).connect() as connection:
+        connection.execute(sa.text("SELECT 1"))

@@ -6,6 +6,13 @@ reports what happened as materialization metadata. The target table comes from t
 metadata (``dagster/table_name``, ``schema.table``) so that custom modules and renamed targets need no code
 here; without it the table is ``zoho_crm.<asset name>``. Zoho errors raised while the pages stream in become
 ``dg.Failure``s (:mod:`zoho_dagster.failures`); the transaction has rolled back by then.
+
+Bad values never fail the run (:mod:`zoho_dagster.postgres.schema`); what the writer rejected or replaced is
+reported here so it cannot pass unnoticed: per-field counts and a few samples in the materialization's
+metadata (``rejected_values``, ``rejected_values_total``, ``rejected_values_sample``, ``replaced_characters``,
+``replaced_characters_total``, ``replaced_characters_sample``, ``unreadable_cursors``), which the
+``values_accepted`` WARN check reads, and warnings in the run's log: one summary line, and one sentence per
+record whose ``Modified_Time`` could not be read.
 """
 
 import time
@@ -17,14 +24,53 @@ from pydantic import Field
 
 from zoho_dagster.failures import zoho_errors_as_failures
 from zoho_dagster.partitions import utc_window
+from zoho_dagster.postgres import schema as sc
 from zoho_dagster.postgres.database import resolve_database_url
 from zoho_dagster.postgres.engine import make_engine
 from zoho_dagster.postgres.tables import DEFAULT_SCHEMA, TableName
-from zoho_dagster.postgres.writer import read_rows, write_stream
+from zoho_dagster.postgres.writer import WriteResult, read_rows, write_stream
 from zoho_dagster.record_stream import RecordStream
 from zoho_dagster.translator import CURSOR_FIELD_KEY, TABLE_NAME_KEY
 
 TARGET_TABLE_KEY = TABLE_NAME_KEY
+
+
+def _counts(counts: Mapping[str, int]) -> str:
+    return ", ".join(f"{name}: {count}" for name, count in sorted(counts.items()))
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+def value_summary(target: TableName, report: sc.ValueReport) -> str | None:
+    """One sentence on what a run rejected or replaced, or ``None`` when it stored every value as sent."""
+    parts = []
+    if report.rejected_total:
+        parts.append(
+            f"{_plural(report.rejected_total, 'value')} rejected ({_counts(report.rejected)}), stored as "
+            "NULL in their columns and as Zoho sent them in _raw"
+        )
+    if report.replaced_total:
+        parts.append(
+            f"{_plural(report.replaced_total, 'character')} that Postgres cannot store (NUL, lone "
+            f"surrogates) replaced by U+FFFD ({_counts(report.replaced)})"
+        )
+    return f"{target}: " + "; ".join(parts) + "." if parts else None
+
+
+def value_metadata(result: WriteResult) -> dict[str, Any]:
+    """The materialization metadata the ``values_accepted`` check reads (always present, zero when clean)."""
+    report = result.values
+    return {
+        "rejected_values": dg.MetadataValue.json(dict(sorted(report.rejected.items()))),
+        "rejected_values_total": report.rejected_total,
+        "rejected_values_sample": dg.MetadataValue.json(report.samples),
+        "replaced_characters": dg.MetadataValue.json(dict(sorted(report.replaced.items()))),
+        "replaced_characters_total": report.replaced_total,
+        "replaced_characters_sample": dg.MetadataValue.json(report.replaced_samples),
+        "unreadable_cursors": dg.MetadataValue.json(result.notes),
+    }
 
 
 def _target(metadata: Mapping[str, Any] | None, asset_key: dg.AssetKey) -> tuple[TableName, str | None]:
@@ -68,6 +114,11 @@ class PostgresIOManager(dg.ConfigurableIOManager):
             f"{result.deletions_marked} deletions marked in {time.monotonic() - started:.1f}s "
             f"({obj.stats.calls} API calls)"
         )
+        for note in result.notes:
+            context.log.warning(note)
+        summary = value_summary(target, result.values)
+        if summary:
+            context.log.warning(summary)
         metadata: dict[str, Any] = {
             "dagster/table_name": str(result.table),
             "dagster/row_count": result.row_count,
@@ -83,6 +134,7 @@ class PostgresIOManager(dg.ConfigurableIOManager):
             "deletions_marked": result.deletions_marked,
             "api_calls": obj.stats.calls,
             "api_credits": obj.stats.credits,
+            **value_metadata(result),
         }
         if result.partition_row_count is not None:
             metadata["dagster/partition_row_count"] = result.partition_row_count

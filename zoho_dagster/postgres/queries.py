@@ -89,7 +89,13 @@ def row_counts(
     )
     deleted_at = table.c._zoho_deleted_at
     live = deleted_at.is_(None)
-    in_history = table.c[cursor] >= history_start if cursor and history_start else sa.true()
+    # A row whose Modified_Time Zoho sent unreadable has a NULL cursor (postgres/writer.py): it is live and
+    # part of the synced history, so it counts on the table's side as Zoho counts it on its own.
+    in_history = (
+        sa.or_(table.c[cursor] >= history_start, table.c[cursor].is_(None))
+        if cursor and history_start
+        else sa.true()
+    )
     recent = table.c[cursor] >= since if cursor else sa.false()
     row = conn.execute(
         sa.select(

@@ -1,4 +1,4 @@
-"""The shared access-token cache: one row per (accounts server, client, org) in Postgres.
+"""The shared access-token cache: one row per (accounts server, client, org, scopes) in Postgres.
 
 Zoho mints at most 10 access tokens per 10 minutes per refresh token/client and keeps only 15 alive
 (docs/zoho-crm-api.md §1.5): twenty parallel Dagster steps each minting their own would trip the throttle.
@@ -7,14 +7,19 @@ missing or stale mints a new one while holding a transaction-scoped advisory loc
 others wait on the lock and then find the fresh token. This is the client's ``TokenCache`` protocol
 (:mod:`zoho_dagster.client.token_cache`), injected by the resource; the client never imports this module.
 
-Rows are keyed by a SHA-256 of the identity (no client id or org in clear) and the token is sealed with a key
-derived from the client secret (HMAC-SHA256 keystream + tag): a dump of the table, a log of its rows or a
-colleague with read access to the database sees no usable token.
+Rows are keyed by a SHA-256 of the identity (no client id, org or scope in clear) and the token is sealed
+with AES-256-GCM (``cryptography``), under a key derived with HKDF-SHA256 (no salt, info
+``zoho_dagster.token.v2``) from the client's secrets (client id, client secret, refresh token, joined by NUL),
+the row's key being the associated data: ``v2.`` + base64url(12-byte nonce + ciphertext + tag). A dump of the
+table, a log of its rows or a colleague with read access to the database sees no usable token; a row sealed
+under other secrets (a rotated secret), moved to another key or altered reads as absent, and a fresh token
+replaces it. Rows of the former sealer (``v1.``, a hand-made HMAC keystream) read as absent too and are
+replaced the same way: the table keeps its layout.
 """
 
 import base64
+import binascii
 import hashlib
-import hmac
 import os
 import threading
 from collections.abc import Iterator
@@ -22,6 +27,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import sqlalchemy as sa
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from zoho_dagster.client.token_cache import StoredToken
 from zoho_dagster.postgres.engine import make_engine
@@ -42,38 +51,40 @@ _DDL = (
 )
 
 
+_PREFIX = "v2."
+_KDF_INFO = b"zoho_dagster.token.v2"
+_NONCE_BYTES = 12
+
+
 class Sealer:
-    """Authenticated encryption of a token with a key only holders of the client's secrets can derive."""
+    """Authenticated encryption of a token with a key only holders of the client's secrets can derive.
+
+    AES-GCM from ``cryptography`` rather than a construction of our own: the format is in the module
+    docstring; the cache key is bound as associated data so a sealed value opens only in its own row.
+    """
 
     def __init__(self, *secrets: str | None) -> None:
         material = "\x00".join(secret or "" for secret in secrets).encode()
-        self._key = hashlib.sha256(b"zoho_dagster.token.v1\x00" + material).digest()
+        key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_KDF_INFO).derive(material)
+        self._aead = AESGCM(key)
 
-    def _keystream(self, nonce: bytes, length: int) -> bytes:
-        blocks = (
-            hmac.new(self._key, nonce + counter.to_bytes(4, "big"), hashlib.sha256).digest()
-            for counter in range((length + 31) // 32)
-        )
-        return b"".join(blocks)[:length]
+    def seal(self, token: str, key: str) -> str:
+        """``token`` sealed for the row ``key``."""
+        nonce = os.urandom(_NONCE_BYTES)
+        cipher = self._aead.encrypt(nonce, token.encode(), key.encode())
+        return _PREFIX + base64.urlsafe_b64encode(nonce + cipher).decode()
 
-    def seal(self, token: str) -> str:
-        nonce = os.urandom(16)
-        plain = token.encode()
-        cipher = bytes(a ^ b for a, b in zip(plain, self._keystream(nonce, len(plain)), strict=True))
-        tag = hmac.new(self._key, nonce + cipher, hashlib.sha256).digest()[:16]
-        return "v1." + base64.urlsafe_b64encode(nonce + tag + cipher).decode()
-
-    def unseal(self, sealed: str) -> str | None:
-        """The token, or ``None`` when the row was sealed with other secrets (e.g. after a secret rotation).
-        """
-        if not sealed.startswith("v1."):
+    def unseal(self, sealed: str, key: str) -> str | None:
+        """The token, or ``None`` when the row was sealed with other secrets, for another key, altered, or
+        written by the former sealer (``v1.``)."""
+        if not sealed.startswith(_PREFIX):
             return None
-        raw = base64.urlsafe_b64decode(sealed[3:].encode())
-        nonce, tag, cipher = raw[:16], raw[16:32], raw[32:]
-        expected = hmac.new(self._key, nonce + cipher, hashlib.sha256).digest()[:16]
-        if not hmac.compare_digest(tag, expected):
+        try:
+            raw = base64.urlsafe_b64decode(sealed[len(_PREFIX) :].encode())
+            plain = self._aead.decrypt(raw[:_NONCE_BYTES], raw[_NONCE_BYTES:], key.encode())
+        except (InvalidTag, ValueError, binascii.Error):
             return None
-        return bytes(a ^ b for a, b in zip(cipher, self._keystream(nonce, len(cipher)), strict=True)).decode()
+        return plain.decode()
 
 
 def _lock_id(key: str) -> int:
@@ -113,7 +124,7 @@ class PostgresTokenCache:
         ).one_or_none()
         if row is None:
             return None
-        value = self._sealer.unseal(row.sealed_token)
+        value = self._sealer.unseal(row.sealed_token, key)
         if value is None:
             return None
         return StoredToken(value, row.api_domain, int(row.lifetime_seconds), float(row.remaining))
@@ -156,7 +167,7 @@ class LockedRow:
             ),
             {
                 "key": self.key,
-                "sealed": self.store._sealer.seal(value),
+                "sealed": self.store._sealer.seal(value, self.key),
                 "domain": api_domain,
                 "lifetime": lifetime,
             },

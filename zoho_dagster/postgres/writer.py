@@ -12,6 +12,15 @@ Deletions follow the same clock: a ``/deleted`` entry marks ``_zoho_deleted_at``
 modified after the deletion (a restored record), and a record version newer than the deletion clears the mark.
 Deleted ids never seen before are kept as tombstone rows (``id`` + ``_zoho_deleted_at``) so the table knows
 every deletion Zoho reported.
+
+Bad values never fail a run (rules in :mod:`zoho_dagster.postgres.schema`): a value its column's type cannot
+take is stored as NULL there and kept in ``_raw``, and :attr:`WriteResult.values` counts it. An unreadable
+cursor (a ``Modified_Time`` that is not an ISO-8601 date-time with an offset) is no exception: the record
+is kept as a row with the cursor column NULL. Such a version cannot be ordered against others, so it never
+replaces a stored version with a readable cursor, and any version with a readable cursor, however old,
+replaces it; it may fill a tombstone (keeping the deletion mark), and a deletion marks it. Each such record
+gets one sentence in :attr:`WriteResult.notes` saying which of these happened. A ``deleted_time`` that cannot
+be read marks nothing and is counted the same way.
 """
 
 import io
@@ -29,6 +38,8 @@ from zoho_dagster.record_stream import RecordStream
 
 FLUSH_BYTES = 4 * 1024 * 1024
 """COPY chunk size: big enough to amortise round trips, small enough for the memory budget."""
+NAMED_RECORDS = 20
+"""Records with an unreadable cursor named one by one in :attr:`WriteResult.notes`; the rest are counted."""
 
 
 class SyncInputError(ValueError):
@@ -47,6 +58,9 @@ class WriteResult:
     row_count: int = 0
     partition_row_count: int | None = None
     columns: list[tuple[str, str, str]] = field(default_factory=list)
+    values: sc.ValueReport = field(default_factory=sc.ValueReport)
+    notes: list[str] = field(default_factory=list)
+    """One sentence per record whose cursor could not be read (module docstring)."""
 
 
 def _stage_table(columns: Sequence[sc.Column]) -> sa.Table:
@@ -93,7 +107,38 @@ def _copy(conn: sa.Connection, table: sa.Table, lines: Iterable[str]) -> int:
     return count
 
 
-def _record_lines(stream: RecordStream, columns: Sequence[sc.Column]) -> Iterator[str]:
+@dataclass
+class _Renderer:
+    """Renders records' typed values; a value its type refuses becomes NULL and is counted, never raised."""
+
+    report: sc.ValueReport
+    cursor_field: str | None
+    unreadable: dict[str, Any] = field(default_factory=dict)
+    """Up to :data:`NAMED_RECORDS` ids whose cursor value could not be read, with that value."""
+    unreadable_total: int = 0
+
+    def value(self, record_id: str, column: sc.Column, value: Any) -> str:
+        try:
+            return sc.render_value(column, value)
+        except sc.BadValueError as error:
+            self.report.reject(record_id, column.api_name, value, str(error))
+            if column.api_name == self.cursor_field and not column.part:
+                self.unreadable_total += 1
+                if len(self.unreadable) < NAMED_RECORDS:
+                    self.unreadable.setdefault(record_id, value)
+            return sc.NULL
+
+    def record_line(self, seq: int, record: Mapping[str, Any], columns: Sequence[sc.Column]) -> str:
+        """One COPY line: the cleaned id, the typed values and ``_raw`` (replacement rule applied)."""
+        clean = sc.clean_record(record)
+        record_id = str(clean.values["id"])
+        for name, count in clean.replaced.items():
+            self.report.replace(record_id, name, count, clean.values.get(name))
+        values = [self.value(record_id, column, clean.values.get(column.api_name)) for column in columns]
+        return "\t".join((str(seq), sc.copy_escape(record_id), *values, sc.copy_escape(clean.raw))) + "\n"
+
+
+def _record_lines(stream: RecordStream, columns: Sequence[sc.Column], renderer: _Renderer) -> Iterator[str]:
     """One COPY line per record, pulled page by page so only about one page is in memory."""
     seq = 0
     for page in stream.pages:
@@ -108,17 +153,10 @@ def _record_lines(stream: RecordStream, columns: Sequence[sc.Column]) -> Iterato
                 raise SyncInputError(
                     f"Record {seq} of stream {stream.stream} has no id; nothing was written."
                 )
-            try:
-                values = [sc.render_value(column, record.get(column.api_name)) for column in columns]
-            except sc.BadValueError as error:
-                raise SyncInputError(
-                    f"Record {record_id} of stream {stream.stream}: {error}; nothing was written."
-                ) from None
-            raw = sc.copy_escape(sc.json_text(record))
-            yield "\t".join((str(seq), sc.copy_escape(str(record_id)), *values, raw)) + "\n"
+            yield renderer.record_line(seq, record, columns)
 
 
-def _deletion_lines(pages: Iterable[list[dict]], stream: str) -> Iterator[str]:
+def _deletion_lines(pages: Iterable[list[dict]], stream: str, report: sc.ValueReport) -> Iterator[str]:
     for page in pages:
         for entry in page:
             entry_id = entry.get("id") if isinstance(entry, Mapping) else None
@@ -126,8 +164,32 @@ def _deletion_lines(pages: Iterable[list[dict]], stream: str) -> Iterator[str]:
                 raise SyncInputError(
                     f"A deleted-record entry of stream {stream} has no id; nothing was written."
                 )
-            deleted = entry.get("deleted_time")
-            yield f"{sc.copy_escape(str(entry_id))}\t{sc.copy_escape(str(deleted)) if deleted else sc.NULL}\n"
+            record_id, replaced = sc.clean_text(str(entry_id))
+            if replaced:
+                report.replace(record_id, "id", replaced, record_id)
+            deleted_at = _deletion_time(record_id, entry.get("deleted_time"), report)
+            yield f"{sc.copy_escape(record_id)}\t{deleted_at}\n"
+
+
+def _deletion_time(record_id: str, value: Any, report: sc.ValueReport) -> str:
+    """The deletion's time as COPY text; an unreadable one marks nothing (NULL) and is counted."""
+    if value is None or value == "":
+        return sc.NULL
+    try:
+        return sc.copy_escape(sc.convert_datetime(value))
+    except sc.BadValueError as error:
+        report.reject(record_id, "deleted_time", value, str(error))
+        return sc.NULL
+
+
+def _execute_ddl(conn: sa.Connection, statement: str) -> None:
+    """Run DDL built from identifiers quoted by SQLAlchemy's preparer.
+
+    The preparer doubles ``%`` for psycopg2's pyformat parameters and the driver halves it again, once: so the
+    statement goes through ``exec_driver_sql``, not ``sa.text`` (which would double it a second time and make
+    a table named ``le%ads`` unreachable).
+    """
+    conn.exec_driver_sql(statement)
 
 
 def _lock(conn: sa.Connection, key: str) -> None:
@@ -184,7 +246,7 @@ def _prepare_table(
         if column.name not in existing:
             spec = sa.schema.CreateColumn(table.c[column.name]).compile(dialect=conn.dialect)
             preparer = conn.dialect.identifier_preparer
-            conn.execute(sa.text(f"ALTER TABLE {preparer.format_table(table)} ADD COLUMN {spec}"))
+            _execute_ddl(conn, f"ALTER TABLE {preparer.format_table(table)} ADD COLUMN {spec}")
             conn.execute(sa.schema.SetColumnComment(table.c[column.name]))
     return table, planned
 
@@ -224,9 +286,11 @@ def _merge(
     if stage_cursor is not None:
         cursor = by_key[stage_cursor.key]
         deleted = table.c._zoho_deleted_at
-        updates["_zoho_deleted_at"] = sa.case(
-            (sa.and_(deleted.is_not(None), deleted >= excluded[cursor]), deleted), else_=sa.null()
+        # A version with an unreadable (NULL) cursor cannot be shown newer than the deletion: the mark stays.
+        keep_mark = sa.and_(
+            deleted.is_not(None), sa.or_(excluded[cursor].is_(None), deleted >= excluded[cursor])
         )
+        updates["_zoho_deleted_at"] = sa.case((keep_mark, deleted), else_=sa.null())
         where = sa.or_(table.c[cursor].is_(None), excluded[cursor] >= table.c[cursor])
     else:
         updates["_zoho_deleted_at"] = sa.null()
@@ -265,19 +329,22 @@ def _mark_deletions(conn: sa.Connection, table: sa.Table, deleted: sa.Table, cur
 
 
 def _swap(conn: sa.Connection, new: sa.Table, target: TableName) -> None:
-    """Replace ``target`` by ``new`` in the current transaction: readers see the old table until commit."""
+    """Replace ``target`` by ``new`` in the current transaction: readers see the old table until commit.
+
+    The new table's primary key keeps the name Postgres gave it (read back, since Postgres shortens long
+    names its own way) until it is renamed after the target.
+    """
     preparer = conn.dialect.identifier_preparer
     old = sa.Table(target.name, sa.MetaData(), schema=target.schema)
     conn.execute(sa.schema.DropTable(old, if_exists=True))
-    conn.execute(sa.text(f"ALTER TABLE {preparer.format_table(new)} RENAME TO {preparer.quote(target.name)}"))
+    old_pkey = sa.inspect(conn).get_pk_constraint(new.name, new.schema)["name"]
+    _execute_ddl(conn, f"ALTER TABLE {preparer.format_table(new)} RENAME TO {preparer.quote(target.name)}")
     renamed = sa.Table(target.name, sa.MetaData(), schema=target.schema)
-    old_pkey = sc.fit_identifier(f"{new.name}_pkey", new.name)
-    pkey = sc.fit_identifier(f"{target.name}_pkey", target.name)
-    conn.execute(
-        sa.text(
-            f"ALTER TABLE {preparer.format_table(renamed)} RENAME CONSTRAINT "
-            f"{preparer.quote(old_pkey)} TO {preparer.quote(pkey)}"
-        )
+    pkey = sc.fit_identifier(f"{target.name}_pkey", f"{target.name}_pkey")
+    _execute_ddl(
+        conn,
+        f"ALTER TABLE {preparer.format_table(renamed)} RENAME CONSTRAINT "
+        f"{preparer.quote(old_pkey)} TO {preparer.quote(pkey)}",
     )
 
 
@@ -310,20 +377,23 @@ def write_stream(
     full_refresh = stream.mode == "full-refresh"
     result = WriteResult(table=target)
     stage_columns = sc.plan_columns(stream.fields, {})
+    renderer = _Renderer(result.values, None if full_refresh else cursor_field)
     with engine.begin() as conn:
         stage = _stage_table(stage_columns)
         stage.create(conn)
-        result.received = _copy(conn, stage, _record_lines(stream, stage_columns))
+        result.received = _copy(conn, stage, _record_lines(stream, stage_columns, renderer))
         deleted = None
         deletions = deletions or stream.deletions
         if deletions is not None and not full_refresh:
             deleted = _deleted_table()
             deleted.create(conn)
-            _copy(conn, deleted, _deletion_lines(deletions(), stream.stream))
+            _copy(conn, deleted, _deletion_lines(deletions(), stream.stream, result.values))
 
         _lock(conn, f"zoho_dagster:table:{target}")
         if full_refresh:
-            staging_name = TableName(target.schema, sc.fit_identifier(f"{target.name}__zd_new", target.name))
+            # Hashed by its own full name: a long target's pkey name and staging name must differ.
+            new_name = f"{target.name}__zd_new"
+            staging_name = TableName(target.schema, sc.fit_identifier(new_name, new_name))
             table, columns = _prepare_table(conn, target, stream.fields, fresh_as=staging_name)
             cursor = None
         else:
@@ -340,6 +410,8 @@ def write_stream(
             )
         if deleted is not None:
             result.deletions_marked = _mark_deletions(conn, table, deleted, cursor)
+        if renderer.unreadable and cursor is not None and cursor_field is not None:
+            result.notes = _unreadable_cursor_notes(conn, table, cursor, stream, cursor_field, renderer)
         result.row_count = int(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
         if window is not None and cursor is not None:
             in_window = sa.and_(table.c[cursor] >= window[0], table.c[cursor] < window[1])
@@ -348,6 +420,45 @@ def write_stream(
             )
         result.columns = _column_types(conn, target)
     return result
+
+
+def _unreadable_cursor_notes(
+    conn: sa.Connection,
+    table: sa.Table,
+    cursor: str,
+    stream: RecordStream,
+    cursor_field: str,
+    renderer: _Renderer,
+) -> list[str]:
+    """One sentence per record whose cursor could not be read, saying whether its version was stored."""
+    ids = list(renderer.unreadable)
+    query = sa.select(table.c.id).where(table.c.id.in_(ids), table.c[cursor].is_(None))
+    kept = set(conn.execute(query).scalars())
+    module = f" (Zoho module {stream.module})" if stream.module else ""
+    notes = []
+    for record_id, value in renderer.unreadable.items():
+        what = (
+            f"Record {record_id} of stream {stream.stream}{module} has a {cursor_field} that is not an "
+            f"ISO-8601 date-time with an offset ({sc.sample_text(value)!r}); "
+        )
+        if record_id in kept:
+            what += (
+                f"it was kept as a row with {cursor} NULL and the value in _raw, and any version with a "
+                f"readable {cursor_field} will replace it."
+            )
+        else:
+            what += (
+                f"this version was not stored, because the table holds a version with a readable "
+                f"{cursor_field} and an unreadable one never replaces it."
+            )
+        notes.append(what)
+    more = renderer.unreadable_total - len(ids)
+    if more > 0:
+        notes.append(
+            f"{more} more records of stream {stream.stream} have a {cursor_field} that is not an ISO-8601 "
+            f"date-time with an offset; they follow the same rule (counted in rejected_values)."
+        )
+    return notes
 
 
 def _count_known(conn: sa.Connection, new: sa.Table, target: TableName) -> int:
