@@ -3,6 +3,15 @@
 Dagster's storage goes to Postgres (the project's ``dagster.yaml``); the sync reads real Zoho when
 ``ZOHO_CRM_*`` credentials are set, else a simulator started for the session. Other options go to
 ``dagster dev``.
+
+``dagster dev`` is the whole deployment in one command: it starts a code server for the workspace, the
+webserver (the UI and its GraphQL API) and the daemon as its child processes (seen with ``ps`` on Dagster
+1.13.27: ``dagster code-server start``, ``dagster_webserver`` and ``dagster._daemon run``). So nothing else
+needs starting here, and the daemon matters: it launches the runs the UI queues (``QueuedRunCoordinator``),
+runs schedules, sensors and backfills, and its run monitoring (``run_monitoring`` in ``dagster.yaml``) gives
+back the ``zoho_crm_api`` pool slot of a run whose process was killed. In production the same two long-lived
+processes run on their own, with the same ``DAGSTER_HOME``: ``dagster-daemon run -w workspace.yaml`` and
+``dagster-webserver -w workspace.yaml`` (README, "Running it in production").
 """
 
 import argparse
@@ -19,6 +28,26 @@ from typing import Any
 from zoho_dagster import environment
 from zoho_dagster.cli.common import STATE_DIR, point_at_simulator, shared_database_url, simulator
 
+FALLBACK_INSTANCE = """\
+storage:
+  custom:
+    module: zoho_dagster.postgres.dagster_storage
+    class: ZohoDagsterStorage
+    config: {}
+concurrency:
+  pools:
+    default_limit: 3
+run_coordinator:
+  module: dagster.core.run_coordinator
+  class: QueuedRunCoordinator
+run_monitoring:
+  enabled: true
+  poll_interval_seconds: 20
+  free_slots_after_run_end_seconds: 60
+  max_resume_run_attempts: 0
+"""
+"""The essentials of the project's dagster.yaml (its comments say why), for a directory without one."""
+
 
 def _has_credentials() -> bool:
     from zoho_dagster.settings import load_settings
@@ -27,18 +56,14 @@ def _has_credentials() -> bool:
 
 
 def _dagster_home(project: Path) -> Path:
-    """``.zoho_dagster/dagster_home`` with the project's dagster.yaml (Dagster's storage in Postgres)."""
+    """``.zoho_dagster/dagster_home`` with the project's dagster.yaml (Postgres storage, run monitoring)."""
     home = (STATE_DIR / "dagster_home").resolve()
     home.mkdir(parents=True, exist_ok=True)
     source = project / "dagster.yaml"
     if source.exists():
         shutil.copyfile(source, home / "dagster.yaml")
     else:
-        (home / "dagster.yaml").write_text(
-            "storage:\n  custom:\n    module: zoho_dagster.postgres.dagster_storage\n"
-            "    class: ZohoDagsterStorage\n    config: {}\n"
-            "concurrency:\n  pools:\n    default_limit: 3\n"
-        )
+        (home / "dagster.yaml").write_text(FALLBACK_INSTANCE)
     return home
 
 
@@ -125,4 +150,3 @@ def add_parser(commands: Any) -> None:
     dev.add_argument("--records", type=int, default=2500)
     dev.add_argument("--seed", type=int, default=1)
     dev.set_defaults(func=cmd_dev)
-
