@@ -6,7 +6,6 @@ URL, because URLs end up in requests' exception texts and urllib3's debug log; e
 """
 
 import hashlib
-import http.client
 import logging
 import threading
 import time
@@ -15,7 +14,7 @@ from typing import Any
 
 import requests
 
-from zoho_dagster.client.errors import ZohoAuthError, ZohoConfigError
+from zoho_dagster.client.errors import TRANSPORT_ERRORS, ZohoAuthError, ZohoConfigError
 from zoho_dagster.client.policy import RetryPolicy
 from zoho_dagster.client.redact import mask, redact, register_secret
 from zoho_dagster.client.regions import other_regions
@@ -31,7 +30,6 @@ DEFAULT_SCOPES = (
     "ZohoCRM.bulk.ALL,ZohoSearch.securesearch.READ"
 )
 REFRESH_MARGIN_SECONDS = 300.0
-_TRANSPORT_ERRORS = (requests.RequestException, http.client.HTTPException, ConnectionError, TimeoutError)
 
 
 @dataclass(frozen=True)
@@ -143,7 +141,7 @@ class TokenMinter:
                     self._token_url(), data=self._form(), timeout=self.policy.timeout
                 )
                 _ = response.content
-            except _TRANSPORT_ERRORS as exc:
+            except TRANSPORT_ERRORS as exc:
                 last = f"could not be reached ({type(exc).__name__}: {redact(exc)})"
             else:
                 if response.status_code == 404:
@@ -203,7 +201,7 @@ class TokenMinter:
         try:
             response = self.session.post(self._token_url(), data=form, timeout=self.policy.timeout)
             body = response.json()
-        except (*_TRANSPORT_ERRORS, ValueError):
+        except (*TRANSPORT_ERRORS, ValueError):
             return False
         return isinstance(body, dict) and body.get("error") == "missing_org_info"
 

@@ -35,7 +35,6 @@ download.
 """
 
 import csv
-import http.client
 import io
 import json
 import logging
@@ -52,12 +51,13 @@ import requests
 
 from zoho_dagster.client.auth import AccessToken
 from zoho_dagster.client.errors import (
+    TRANSPORT_ERRORS,
     ZohoAPIError,
     ZohoCreditsExhausted,
     ZohoPermissionError,
     ZohoTransientError,
 )
-from zoho_dagster.client.http import Need, ZohoHttp
+from zoho_dagster.client.http import CREDITS_MESSAGE, Need, ZohoHttp, error_fields
 from zoho_dagster.client.records import CURSOR_FIELD, Record
 from zoho_dagster.client.redact import redact
 from zoho_dagster.client.timeutil import as_utc, header_datetime, parse_datetime
@@ -151,8 +151,6 @@ NAME_FIELDS: Mapping[str, str] = {
 """The field a lookup's ``name`` shows, per target module; custom modules name records by ``Name``."""
 CUSTOM_NAME_FIELD = "Name"
 
-_TRANSPORT_ERRORS = (requests.RequestException, http.client.HTTPException, ConnectionError, TimeoutError)
-_CREDITS_MESSAGE = re.compile(r"24[\s-]*hour|credit|daily", re.IGNORECASE)
 _JSON_NUMBER = re.compile(r"-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?")
 _INTEGER = re.compile(r"-?\d+")
 _CANONICAL_DATETIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d")
@@ -429,19 +427,6 @@ def _compile(plan: _FieldPlan, index: Mapping[str, int], tags: _TagMap | None = 
 # ------------------------------------------------------------------------------------------------------- HTTP
 
 
-def _error_fields(response: requests.Response) -> tuple[str | None, str, dict[str, Any]]:
-    try:
-        body = response.json()
-    except ValueError:
-        return None, "", {}
-    if not isinstance(body, dict):
-        return None, "", {}
-    details = body.get("details") if isinstance(body.get("details"), dict) else {}
-    code = body.get("code") if isinstance(body.get("code"), str) else body.get("error")
-    message = body.get("message") or body.get("error_info") or ""
-    return (str(code) if code is not None else None), str(message), dict(details or {})
-
-
 class _BulkCalls:
     """Bulk Read calls with ``ZohoHttp``'s manners: its limiter, token provider (one refresh on
     ``INVALID_TOKEN``), retry policy for transient failures and its ``stats``."""
@@ -489,7 +474,7 @@ class _BulkCalls:
         response = self._send(method, target, body, sink, token)
         refreshes = 0
         while response.status_code == 401 and refreshes < MAX_REFRESHES_PER_CALL:
-            if _error_fields(response)[0] != "INVALID_TOKEN":
+            if error_fields(response)[0] != "INVALID_TOKEN":
                 break
             self.http.stats.add(calls=1, credits=0)
             refreshes += 1
@@ -528,7 +513,7 @@ class _BulkCalls:
                         sink.write(chunk)  # a cut-off body raises here (Content-Length is enforced)
                 else:
                     _ = response.content
-            except _TRANSPORT_ERRORS as exc:
+            except TRANSPORT_ERRORS as exc:
                 self.http.stats.add(calls=1, credits=0)
                 raise ZohoTransientError(
                     f"{method} {target} failed in transit ({type(exc).__name__}: {redact(exc)})"
@@ -553,10 +538,10 @@ class _BulkCalls:
                 raise ZohoAPIError(f"{method} {target} returned JSON that is not an object", status=status)
             return body
         self.http.stats.add(calls=1, credits=0)
-        code, message, details = _error_fields(response)
+        code, message, details = error_fields(response)
         message = redact(message)
         if status == 429:
-            if _CREDITS_MESSAGE.search(message):
+            if CREDITS_MESSAGE.search(message):
                 raise ZohoCreditsExhausted(
                     f"Zoho's API credits for this org are exhausted ({message or code}); the run stops here "
                     "instead of retrying: wait for the rolling 24-hour window to free credits.",

@@ -12,8 +12,14 @@
 Every message is built by this package from redacted parts, so no exception text carries a secret.
 """
 
+import http.client
 from collections.abc import Mapping
 from typing import Any
+
+import requests
+
+TRANSPORT_ERRORS = (requests.RequestException, http.client.HTTPException, ConnectionError, TimeoutError)
+"""What a request can raise before any answer arrives: retried as transient wherever a call is made."""
 
 
 class ZohoError(Exception):

@@ -7,7 +7,6 @@ refresh on 401 ``INVALID_TOKEN``, or a typed error whose text names the fix. Exc
 from redacted parts and the original exception is never chained, because requests' texts quote URLs.
 """
 
-import http.client
 import json
 import logging
 import re
@@ -20,6 +19,7 @@ import tenacity
 
 from zoho_dagster.client.auth import TokenProvider
 from zoho_dagster.client.errors import (
+    TRANSPORT_ERRORS,
     ZohoAPIError,
     ZohoAuthError,
     ZohoCreditsExhausted,
@@ -38,8 +38,7 @@ NO_ROWS = (204, 304)
 # A token that fails right after a refresh is refreshed once more (an expiry can coincide with a refresh);
 # beyond that the token is wrong for this API domain and retrying would only burn Zoho's token budget.
 MAX_REFRESHES_PER_CALL = 2
-_CREDITS_MESSAGE = re.compile(r"24[\s-]*hour|credit|daily", re.IGNORECASE)
-_TRANSPORT_ERRORS = (requests.RequestException, http.client.HTTPException, ConnectionError, TimeoutError)
+CREDITS_MESSAGE = re.compile(r"24[\s-]*hour|credit|daily", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -58,7 +57,8 @@ class Answer:
     body: dict[str, Any] | None
 
 
-def _error_fields(response: requests.Response) -> tuple[str | None, str, dict[str, Any]]:
+def error_fields(response: requests.Response) -> tuple[str | None, str, dict[str, Any]]:
+    """Zoho's ``code``, ``message`` and ``details`` from an error answer (OAuth bodies say ``error``)."""
     try:
         body = response.json()
     except ValueError:
@@ -146,7 +146,7 @@ class ZohoHttp:
                     timeout=self.policy.timeout,
                 )
                 _ = response.content  # read the whole body inside the retry: truncation surfaces here
-            except _TRANSPORT_ERRORS as exc:
+            except TRANSPORT_ERRORS as exc:
                 self.stats.add(calls=1, credits=0)
                 raise ZohoTransientError(
                     redact(
@@ -169,7 +169,7 @@ class ZohoHttp:
         token = self.provider.token()
         response = self._send(path, params, headers, token.value, self._base(token.api_domain))
         while response.status_code == 401 and state["refreshes"] < MAX_REFRESHES_PER_CALL:
-            code, _, _ = _error_fields(response)
+            code, _, _ = error_fields(response)
             if code != "INVALID_TOKEN":
                 break
             self.stats.add(calls=1, credits=0)
@@ -195,10 +195,10 @@ class ZohoHttp:
                 raise ZohoAPIError(f"GET {path} returned JSON that is not an object", status=status)
             return Answer(status, body)
         self.stats.add(calls=1, credits=0)
-        code, message, details = _error_fields(response)
+        code, message, details = error_fields(response)
         message = redact(message)
         if status == 429:
-            if _CREDITS_MESSAGE.search(message):
+            if CREDITS_MESSAGE.search(message):
                 raise ZohoCreditsExhausted(
                     f"Zoho's API credits for this org are exhausted ({message or code}); the run stops here "
                     "instead of retrying: wait for the rolling 24-hour window to free credits, or buy "
