@@ -59,10 +59,6 @@ SESSION_GONE_SECONDS = 30
 SLOW_MS = 2000  # every simulator answer this late: the whole range then takes ~40 s inside its transaction
 WARM_UP_DAYS = 30
 
-pytestmark = pytest.mark.skipif(
-    not Path("/proc/self/stat").exists(), reason="reads the process tree in /proc"
-)
-
 LAUNCH = """
 mutation Launch($params: ExecutionParams!) {
   launchRun(executionParams: $params) {
