@@ -2,9 +2,9 @@
 
 ``zoho-dagster discover --write`` asks Zoho for its modules (``/settings/modules``, one call) and writes
 them to ``zoho_crm_discovery.yaml`` (or ``$ZOHO_DAGSTER_DISCOVERY``). The replication file's ``'*'`` reads
-that file to add the org's custom modules to the catalog: Dagster loads definitions in every process
-(webserver, daemon, each run), and a Zoho call there would spend credits, slow every load and break loading
-whenever Zoho is unreachable.
+that file to add the org's other record modules, standard and custom, to the catalog: Dagster loads
+definitions in every process (webserver, daemon, each run), and a Zoho call there would spend credits, slow
+every load and break loading whenever Zoho is unreachable.
 """
 
 import re
@@ -17,14 +17,20 @@ from typing import Any
 import yaml
 
 from zoho_dagster.environment import discovery_file
-from zoho_dagster.streams import STREAMS_BY_NAME, StreamSpec
+from zoho_dagster.streams import KNOWN_STREAMS, STREAMS_BY_NAME, StreamSpec
 
 _HEADER = (
     "# Written by `zoho-dagster discover --write`: the Zoho CRM modules of the org. The replication\n"
-    "# file's '*' adds its custom modules (generated_type custom, api_supported) as incremental streams.\n"
+    "# file's '*' adds its record modules (generated_type default or custom, api_supported) as incremental\n"
+    "# streams named in snake_case (Sales_Orders -> sales_orders).\n"
     "# Re-run the command after adding a module in Zoho; loading the Dagster definitions reads this file\n"
     "# and never calls Zoho.\n"
 )
+
+
+RECORD_MODULE_TYPES = frozenset({"default", "custom"})
+NOT_RECORD_MODULES = frozenset({"Activities"})
+"""Modules Zoho lists as api_supported that the records API does not serve (docs/zoho-crm-api.md §3.1)."""
 
 
 class DiscoveryError(ValueError):
@@ -46,9 +52,17 @@ class DiscoveredModule:
         return snake_case(self.api_name)
 
     @property
-    def is_custom_stream(self) -> bool:
-        """A custom module that the records API serves: it becomes an incremental stream."""
-        return self.generated_type == "custom" and self.api_supported
+    def is_record_stream(self) -> bool:
+        """A standard or custom record module that the API serves: it can be an incremental stream.
+
+        Subform and linking modules are not: their rows are the child tables of their parent's stream. Web
+        tabs have no records, and ``Activities`` cannot be called from API v3 on (docs/zoho-crm-api.md §3.1).
+        """
+        return (
+            self.api_supported
+            and self.generated_type in RECORD_MODULE_TYPES
+            and self.api_name not in NOT_RECORD_MODULES
+        )
 
 
 def snake_case(api_name: str) -> str:
@@ -133,19 +147,29 @@ def read_discovery(path: Path | None = None) -> list[DiscoveredModule] | None:
     return modules_from_zoho(raw for raw in raw_modules if isinstance(raw, dict))
 
 
-def custom_stream_specs(modules: Iterable[DiscoveredModule] | None) -> list[StreamSpec]:
-    """Incremental streams for the org's custom modules, skipping names a catalog stream already uses."""
+def module_stream_specs(modules: Iterable[DiscoveredModule] | None) -> list[StreamSpec]:
+    """Incremental streams for the org's record modules beyond the default set, standard and custom.
+
+    A module the default set already syncs (``Events`` is ``meetings``) keeps its catalog stream; a standard
+    module known by name keeps that stream's spec; any other module becomes ``snake_case(api_name)``.
+    """
+    synced = {spec.module for spec in STREAMS_BY_NAME.values() if spec.module}
     specs: dict[str, StreamSpec] = {}
     for module in modules or ():
-        if not module.is_custom_stream:
+        if not module.is_record_stream or module.api_name in synced:
             continue
         name = module.stream_name
         if name in STREAMS_BY_NAME or name in specs:
             continue
+        known = KNOWN_STREAMS.get(name)
+        if known is not None and known.module == module.api_name:
+            specs[name] = known
+            continue
+        kind = "Custom module" if module.generated_type == "custom" else "Module"
         specs[name] = StreamSpec(
             name=name,
             module=module.api_name,
             mode="incremental",
-            description=f"Custom module {module.plural_label} (Zoho API name {module.api_name})",
+            description=f"{kind} {module.plural_label} (Zoho API name {module.api_name})",
         )
     return list(specs.values())

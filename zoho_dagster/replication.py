@@ -2,8 +2,10 @@
 
 Users arriving from Sling keep their file: ``source``, ``target``, ``defaults: {mode, object}`` and
 ``streams`` (a stream name, a glob such as ``'*'``, each with optional ``mode``, ``object`` and ``disabled``).
-``'*'`` is the catalog plus the org's custom modules from the discovery file (:mod:`zoho_dagster.discovery`),
-so reading the replication never calls Zoho. Without a file (``ZOHO_DAGSTER_REPLICATION`` unset) every
+``'*'`` is the catalog plus the org's other record modules, standard and custom, from the discovery file
+(:mod:`zoho_dagster.discovery`), so reading the replication never calls Zoho. A standard module outside the
+default set (``invoices``, ``sales_orders``, …: :data:`~zoho_dagster.streams.STANDARD_MODULES`) can also be
+named without a discovery file. Without a file (``ZOHO_DAGSTER_REPLICATION`` unset) every
 catalog stream is synced into ``zoho_crm.<stream>``.
 
 ``source`` and ``target`` name Sling connections; here the source is the Zoho settings (``ZOHO_CRM_*``) and
@@ -19,10 +21,10 @@ from typing import Any, NamedTuple
 
 import yaml
 
-from zoho_dagster.discovery import custom_stream_specs, discovery_path, read_discovery
+from zoho_dagster.discovery import discovery_path, module_stream_specs, read_discovery
 from zoho_dagster.environment import REPLICATION_VARIABLE, replication_file
 from zoho_dagster.postgres.tables import DEFAULT_SCHEMA, TableName
-from zoho_dagster.streams import CATALOG, StreamSpec, SyncMode, closest_stream
+from zoho_dagster.streams import CATALOG, STANDARD_MODULES, StreamSpec, SyncMode, closest_stream
 
 DEFAULT_OBJECT = "zoho_crm.{stream_name}"
 MODES: tuple[SyncMode, ...] = ("incremental", "full-refresh")
@@ -91,9 +93,11 @@ def parse_replication(
     custom_streams: Sequence[StreamSpec] | None = None,
     origin: str = "the replication file",
 ) -> list[ReplicatedStream]:
-    """Parse replication YAML text into streams and targets, in catalog order then custom modules.
+    """Parse replication YAML text into streams and targets, in catalog order then the discovered modules.
 
-    ``custom_streams`` overrides the discovery file (tests and callers that already know the org's modules).
+    ``custom_streams`` (the org's record modules beyond the catalog, standard and custom) overrides the
+    discovery file, for tests and callers that already know the org's modules. ``'*'`` matches the catalog
+    and these; a name may also be one of the standard modules known without discovery.
     """
     try:
         document = yaml.safe_load(text)
@@ -128,6 +132,9 @@ def parse_replication(
     customs = list(custom_streams) if custom_streams is not None else _discovered(discovery_file)
     known: dict[str, StreamSpec] = {spec.name: spec for spec in CATALOG}
     known.update({spec.name: spec for spec in customs})
+    nameable = dict(known)
+    for spec in STANDARD_MODULES:
+        nameable.setdefault(spec.name, spec)
 
     settings: dict[str, dict[str, Any]] = {}
     explicit: dict[str, dict[str, Any]] = {}
@@ -142,10 +149,11 @@ def parse_replication(
                 )
             for name in matched:
                 settings.setdefault(name, {}).update(value)
-        elif key in known:
+        elif key in nameable:
             explicit[key] = value
+            known.setdefault(key, nameable[key])
         else:
-            raise ReplicationError(_unknown_stream_sentence(key, known, origin))
+            raise ReplicationError(_unknown_stream_sentence(key, nameable, origin))
     for name, value in explicit.items():
         settings.setdefault(name, {}).update(value)
 
@@ -171,7 +179,7 @@ def parse_replication(
 
 
 def _discovered(discovery_file: Path | None) -> list[StreamSpec]:
-    return custom_stream_specs(read_discovery(discovery_file or discovery_path()))
+    return module_stream_specs(read_discovery(discovery_file or discovery_path()))
 
 
 def _reject_unknown(mapping: Mapping[str, Any], allowed: Sequence[str], prefix: str, origin: str) -> None:
@@ -280,6 +288,6 @@ def _unknown_stream_sentence(key: str, known: Mapping[str, StreamSpec], origin: 
     close = closest_stream(key, known)
     hint = f"did you mean '{close}'? " if close else ""
     return (
-        f"streams.{key} in {origin} is not a Zoho CRM stream; {hint}use a catalog stream or a custom module "
-        f"listed by `zoho-dagster discover --write` ({', '.join(known)})."
+        f"streams.{key} in {origin} is not a Zoho CRM stream; {hint}use a catalog or standard stream or a "
+        f"module listed by `zoho-dagster discover --write` ({', '.join(known)})."
     )

@@ -53,7 +53,33 @@ CATALOG: tuple[StreamSpec, ...] = (
     StreamSpec("modules", None, "full-refresh", "Metadata about every CRM module", cursor_field=None),
 )
 
+STANDARD_MODULES: tuple[StreamSpec, ...] = (
+    _records("invoices", "Invoices", "Invoices (inventory; line items in invoices__invoiced_items)"),
+    _records(
+        "sales_orders", "Sales_Orders", "Sales orders (inventory; line items in sales_orders__ordered_items)"
+    ),
+    _records(
+        "purchase_orders",
+        "Purchase_Orders",
+        "Purchase orders (inventory; line items in purchase_orders__purchased_items)",
+    ),
+    _records("price_books", "Price_Books", "Price books (inventory)"),
+    _records("cases", "Cases", "Support cases"),
+    _records("solutions", "Solutions", "Solutions (knowledge base answers to cases)"),
+    _records("appointments_s", "Appointments__s", "Appointments (Zoho's module API name is Appointments__s)"),
+    _records("services_s", "Services__s", "Services (Zoho's module API name is Services__s)"),
+)
+"""Zoho's other standard record modules (docs/zoho-crm-api.md §3.1): streams by name, outside the default set.
+
+Their names are the snake_case of their API names, as for custom modules. They are not in :data:`CATALOG`
+because an org may not have them (the inventory modules need a paid edition): a default that names a module
+the org lacks would fail every sync. Name them in the replication file (or ``--streams``), or let ``'*'`` take
+the modules the discovery file lists.
+"""
+
 STREAMS_BY_NAME: dict[str, StreamSpec] = {spec.name: spec for spec in CATALOG}
+KNOWN_STREAMS: dict[str, StreamSpec] = {spec.name: spec for spec in (*CATALOG, *STANDARD_MODULES)}
+"""Every stream known without asking Zoho: the default set and the other standard modules."""
 
 
 class UnknownStreamError(KeyError, ValueError):
@@ -101,8 +127,9 @@ def select_streams(
 
 
 def stream(name: str) -> StreamSpec:
-    """The catalog entry for ``name``, with a sentence naming the closest valid name when it is unknown."""
+    """The known stream ``name`` (default set or other standard module), with a sentence naming the closest
+    valid name when it is unknown."""
     try:
-        return STREAMS_BY_NAME[name]
+        return KNOWN_STREAMS[name]
     except KeyError:
-        raise UnknownStreamError(unknown_streams_sentence([name], list(STREAMS_BY_NAME))) from None
+        raise UnknownStreamError(unknown_streams_sentence([name], list(KNOWN_STREAMS))) from None

@@ -162,11 +162,19 @@ def test_discover_then_star_adds_the_custom_module(
     write_discovery(modules_from_zoho(client.list_modules()), discovery)
     assert client.stats.calls == 1  # discovery is one call; loading afterwards is none
     modules = read_discovery(discovery)
-    assert modules is not None and {m.api_name for m in modules if m.is_custom_stream} == {"Vehicles"}
+    # Beyond the default set the simulator serves the custom Vehicles and the standard modules the issue
+    # names; its subform and linking modules are children of their parents' streams, never streams.
+    beyond = {"Vehicles", "Invoices", "Sales_Orders", "Purchase_Orders", "Price_Books", "Cases", "Solutions"}
+    assert modules is not None
+    record_modules = {m.api_name for m in modules if m.is_record_stream}
+    assert beyond <= record_modules
+    assert not {"Quoted_Items", "Deals_X_Accounts", "Home"} & record_modules
 
     result = summary(SEED_ALL, discovery_file=discovery)
     assert result["vehicles"] == ("incremental", "zoho_crm.vehicles")
-    assert len(result) == len(SEED_INCREMENTAL) + len(SEED_FULL_REFRESH) + 1
+    assert result["sales_orders"] == ("incremental", "zoho_crm.sales_orders")
+    assert result["price_books"] == ("incremental", "zoho_crm.price_books")
+    assert len(result) == len(SEED_INCREMENTAL) + len(SEED_FULL_REFRESH) + len(beyond)
     replicated = parse_replication(SEED_ALL, discovery_file=discovery)
     (vehicles,) = [r for r in replicated if r.spec.name == "vehicles"]
     assert vehicles.spec.module == "Vehicles"
@@ -175,6 +183,8 @@ def test_discover_then_star_adds_the_custom_module(
 
 def test_snake_case_of_module_api_names() -> None:
     assert snake_case("Vehicles") == "vehicles"
+    assert snake_case("Sales_Orders") == "sales_orders"
+    assert snake_case("Appointments__s") == "appointments_s"
     assert snake_case("CustomModule3") == "custom_module3"
     assert snake_case("Job_Openings") == "job_openings"
 
@@ -300,3 +310,23 @@ def test_discover_write_then_load_replication_from_the_environment(
     targets = {r.spec.name: str(r.target) for r in load_replication()}
     assert targets["vehicles"] == "zoho_crm.vehicles"
     assert targets["leads"] == "zoho_crm.leads"
+
+
+def test_standard_modules_can_be_named_without_discovery(tmp_path: Path) -> None:
+    """``invoices`` and the other standard modules are streams by name even before any discovery."""
+    text = """
+streams:
+  invoices:
+  sales_orders: {object: crm.orders}
+  leads:
+"""
+    result = summary(text, discovery_file=tmp_path / "absent.yaml")
+    assert result == {
+        "leads": ("incremental", "zoho_crm.leads"),
+        "invoices": ("incremental", "zoho_crm.invoices"),
+        "sales_orders": ("incremental", "crm.orders"),
+    }
+    (orders,) = [r for r in parse_replication(text, custom_streams=[]) if r.spec.name == "sales_orders"]
+    assert orders.spec.module == "Sales_Orders"
+    # '*' without discovery stays the default set: an org may lack the inventory modules.
+    assert "invoices" not in summary("streams: {'*': }", discovery_file=tmp_path / "absent.yaml")

@@ -91,7 +91,7 @@ def sync_all(
             )
             status = "ok" if run.ok else f"FAILED: {run.error}"
             print(
-                f"  {name:<10} {run.rows:>8,} rows  {run.seconds:6.1f} s  "
+                f"  {name:<16} {run.rows:>8,} rows  {run.seconds:6.1f} s  "
                 f"{run.api_calls:>5} API calls  {status}",
                 flush=True,
             )
@@ -122,8 +122,8 @@ def compare(simulator: Any, specs: Sequence[Any], tables: dict[str, str], anchor
     since = datetime.combine(anchor, dtime(0), tzinfo=timezone.utc)
     engine = make_engine(url)
     print()
-    print(f"{'stream':<10} {'table live':>10} {'deleted':>8} | {'truth live':>10} {'deleted':>8} | result")
-    print("-" * 64)
+    print(f"{'stream':<16} {'table live':>10} {'deleted':>8} | {'truth live':>10} {'deleted':>8} | result")
+    print("-" * 70)
     all_match = True
     skipped = 0
     for spec in specs:
@@ -137,10 +137,10 @@ def compare(simulator: Any, specs: Sequence[Any], tables: dict[str, str], anchor
         match = state.live == live and state.deleted == deleted
         all_match = all_match and match
         print(
-            f"{spec.name:<10} {len(state.live):>10,} {len(state.deleted):>8,} | {len(live):>10,} "
+            f"{spec.name:<16} {len(state.live):>10,} {len(state.deleted):>8,} | {len(live):>10,} "
             f"{len(deleted):>8,} | {'match' if match else 'MISMATCH'}"
         )
-    print("-" * 64)
+    print("-" * 70)
     if skipped:
         print(
             f"({skipped:,} simulator records were last modified before the anchor {anchor}, outside the "
@@ -149,6 +149,31 @@ def compare(simulator: Any, specs: Sequence[Any], tables: dict[str, str], anchor
         )
     print("All streams match the simulator's truth: match." if all_match else "Some streams do NOT match.")
     return all_match
+
+
+def demo_streams() -> list[Any]:
+    """The streams the demo can sync: the default set, then every other record module the bundled simulator
+    serves (its standard inventory and service modules and its custom module), named as discovery names them.
+
+    The demo knows its simulator, so it needs no discovery file; its default stays the default set.
+    """
+    from zoho_dagster.discovery import DiscoveredModule, module_stream_specs
+    from zoho_dagster.simulator.schema import MODULES
+    from zoho_dagster.streams import CATALOG
+
+    served = [
+        DiscoveredModule(m.api_name, m.module_name or m.api_name, m.plural, m.generated_type, True)
+        for m in MODULES
+    ]
+    return [*CATALOG, *module_stream_specs(served)]
+
+
+def _with_metadata_stream(specs: list[Any], catalog: Sequence[Any]) -> list[Any]:
+    """``specs`` plus the ``modules`` stream, which refreshes the metadata tables (fields, org, roles, …) that
+    every synced table is read with; the demo always brings it along."""
+    if any(spec.name == "modules" for spec in specs):
+        return specs
+    return [*specs, *[spec for spec in catalog if spec.name == "modules"]]
 
 
 def _refusal(text: str) -> int:
@@ -163,10 +188,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from zoho_dagster.postgres.engine import DatabaseConnectionError, make_engine
     from zoho_dagster.postgres.queries import drop_tables
     from zoho_dagster.postgres.tables import TableName
-    from zoho_dagster.streams import UnknownStreamError, select_streams
+    from zoho_dagster.streams import CATALOG, UnknownStreamError, select_streams
 
     try:  # every mistake of the command line is refused before anything starts
-        specs = select_streams(args.streams, "--streams")
+        catalog = demo_streams()
+        default = [spec for spec in catalog if spec.name in {s.name for s in CATALOG}]
+        specs = select_streams(args.streams, "--streams", catalog) if args.streams else default
+        specs = _with_metadata_stream(specs, catalog)
         anchor_date()
     except (UnknownStreamError, ZohoConfigError) as error:
         return _refusal(str(error))
@@ -212,7 +240,10 @@ def add_parser(commands: Any) -> None:
     )
     demo.add_argument("--schema", help="target schema (default zoho_crm; zoho_crm_demo on a shared database)")
     demo.add_argument(
-        "--streams", nargs="*", help="only these streams (default: all); an unknown name is refused"
+        "--streams",
+        nargs="*",
+        help="only these streams (default: the 14 of the default set; also invoices, sales_orders, "
+        "purchase_orders, price_books, cases, solutions, vehicles); modules always comes along; an unknown "
+        "name is refused",
     )
     demo.set_defaults(func=cmd_demo)
-
