@@ -16,7 +16,7 @@ import resource
 import sys
 import time
 import tracemalloc
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from zoho_dagster.client import ClientConfig, Credentials, RetryPolicy, ZohoClient
 
@@ -28,6 +28,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=3, help="client requests in flight")
     parser.add_argument("--latency-ms", type=int, default=0, help="simulated server latency per call")
     parser.add_argument("--module", default="Leads")
+    parser.add_argument(
+        "--days",
+        type=int,
+        default=400,
+        help="window: the last N days to tomorrow, as a backfill from the anchor reads "
+        "(the simulator's records span the last ~400 days)",
+    )
     return parser.parse_args(argv)
 
 
@@ -54,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         fields = [field["api_name"] for field in client.list_fields(args.module)]
         client.stats.calls = client.stats.credits = 0
-        start, end = datetime(2000, 1, 1, tzinfo=timezone.utc), datetime(2100, 1, 1, tzinfo=timezone.utc)
+        end = datetime.now(timezone.utc) + timedelta(days=1)
+        start = end - timedelta(days=args.days + 1)
         tracemalloc.start()
         began = time.perf_counter()
         records = pages = 0

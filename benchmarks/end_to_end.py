@@ -28,7 +28,8 @@ def run(leads: int, requests_per_second: float, streams: list[str] | None, laten
 
     from zoho_dagster import environment
     from zoho_dagster.cli.common import point_at_simulator, simulator
-    from zoho_dagster.cli.demo import compare, sync_all
+    from zoho_dagster.cli.comparison import compare
+    from zoho_dagster.cli.demo import sync_all
     from zoho_dagster.partitions import anchor_date
     from zoho_dagster.streams import CATALOG
 

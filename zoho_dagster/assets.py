@@ -17,12 +17,16 @@ from datetime import date
 
 import dagster as dg
 
-from zoho_dagster.client import CallStats, listable_fields
+from zoho_dagster.budget import check_credit_budget
+from zoho_dagster.client import CallStats, ChildField, ChildReader, ZohoClient, listable_fields
+from zoho_dagster.discovery import snake_case
 from zoho_dagster.failures import zoho_errors_as_failures
+from zoho_dagster.metadata_source import org_metadata_source
 from zoho_dagster.partitions import daily_partitions, utc_window
+from zoho_dagster.postgres.metadata_tables import ModulesStream
 from zoho_dagster.postgres.tables import TableName
-from zoho_dagster.record_stream import RecordStream
-from zoho_dagster.replication import ReplicatedStream, replicated
+from zoho_dagster.record_stream import ChildRows, RecordStream
+from zoho_dagster.replication import ReplicatedStream, load_replication, replicated
 from zoho_dagster.resource import POOL, ZohoCRMResource
 from zoho_dagster.streams import CATALOG, StreamSpec
 from zoho_dagster.translator import DagsterZohoTranslator
@@ -89,6 +93,28 @@ class _Meter:
         self.update()
 
 
+def _child_rows(client: ZohoClient, module: str, metadata: list[dict], meter: _Meter) -> ChildRows | None:
+    """The child tables of ``module`` (subforms, lookup links, Deals' stage history) and how to read them.
+
+    Costs one ``/settings/fields`` call per subform module here; the rows are read by the IO manager for the
+    parents it staged (:mod:`zoho_dagster.client.children`). Each table is named after the field in
+    snake_case, as streams are (``zoho_crm.quotes__quoted_items``).
+    """
+    reader = ChildReader(client, module, metadata)
+    if not reader.children:
+        return None
+
+    def rows(child: ChildField, parent_ids: Sequence[str]) -> Iterator[list[dict]]:
+        return meter.wrap(reader.rows(child, parent_ids))
+
+    return ChildRows(
+        fields=reader.children,
+        rows=rows,
+        suffixes={child.field: snake_case(child.field) for child in reader.children},
+        stats=reader.stats,
+    )
+
+
 def _record_stream(
     context: dg.AssetExecutionContext, spec: StreamSpec, zoho_crm: ZohoCRMResource
 ) -> RecordStream:
@@ -98,7 +124,9 @@ def _record_stream(
     if spec.incremental:
         assert spec.module is not None
         start, end = utc_window(context.partition_time_window)
-        fields = listable_fields(client.list_fields(spec.module))
+        metadata = client.list_fields(spec.module)
+        fields = listable_fields(metadata)
+        check_credit_budget(context, zoho_crm, client, spec.name, spec.module, (start, end), metadata)
         names = [str(f["api_name"]) for f in fields if f.get("api_name") and f.get("api_name") != "id"]
         context.log.info(
             f"{spec.name}: Modified_Time in [{start.isoformat()}, {end.isoformat()}), {len(names)} fields"
@@ -108,12 +136,22 @@ def _record_stream(
         stream.pages = meter.wrap(client.iter_records(spec.module, start, end, names))
         module = spec.module
         stream.deletions = lambda: meter.wrap(client.iter_deleted(module, since=start))
+        stream.children = _child_rows(client, module, metadata, meter)
     elif spec.name == "users":
         stream.fields = USER_FIELDS
         stream.pages = meter.wrap(client.iter_users())
     elif spec.name == "modules":
-        stream.fields = MODULE_FIELDS
-        stream.pages = meter.wrap(iter([client.list_modules()]))
+        # With the metadata tables, written in the same transaction (postgres/metadata_tables.py).
+        modules = client.list_modules()
+        stream = ModulesStream(
+            stream=spec.name,
+            module=None,
+            mode=spec.mode,
+            fields=MODULE_FIELDS,
+            pages=meter.wrap(iter([modules])),
+            stats=stream.stats,
+            metadata=org_metadata_source(client, modules, load_replication(), meter.update),
+        )
     else:
         raise ValueError(
             f"Stream {spec.name!r} is full-refresh but only users and modules can be; make it incremental."

@@ -9,6 +9,7 @@ import dagster as dg
 from zoho_dagster.assets import build_stream_assets
 from zoho_dagster.automation import build_automation
 from zoho_dagster.checks import build_checks, build_freshness_check_schedule, build_values_checks
+from zoho_dagster.formula_refresh import build_formula_refresh
 from zoho_dagster.partitions import daily_partitions
 from zoho_dagster.postgres.io_manager import PostgresIOManager
 from zoho_dagster.replication import ReplicatedStream, load_replication
@@ -41,14 +42,19 @@ def build_definitions(
     replicated = load_replication() if streams is None else streams
     partitions = daily_partitions()
     jobs, schedules, sensors = build_automation(replicated, partitions, translator=translator)
+    formula_job, formula_schedule = build_formula_refresh(replicated, translator=translator)
     return dg.Definitions(
         assets=build_stream_assets(replicated, translator=translator, retry_policy=retry_policy),
         asset_checks=[
             *build_checks(replicated, translator=translator),
             *build_values_checks(replicated, translator=translator),
         ],
-        jobs=jobs,
-        schedules=[*schedules, build_freshness_check_schedule(replicated, translator=translator)],
+        jobs=[*jobs, formula_job],
+        schedules=[
+            *schedules,
+            build_freshness_check_schedule(replicated, translator=translator),
+            formula_schedule,
+        ],
         sensors=sensors,
         resources={"zoho_crm": ZohoCRMResource.from_env(), "io_manager": PostgresIOManager()},
         executor=dg.in_process_executor,

@@ -11,7 +11,9 @@ Four checks, one multi-check (one step) per stream so that a run of ``leads`` ad
   is at most the freshness interval (``ZOHO_DAGSTER_FRESHNESS_MINUTES``) plus a 5-minute allowance for the
   run itself old; just after midnight the age counts from midnight, since the new day had nothing to sync.
 - ``columns_match_zoho`` (record streams, WARN): Zoho's field metadata against the table's columns: fields
-  without a column yet, columns whose type no longer matches the field, columns of fields Zoho dropped.
+  without a column yet, columns whose type no longer matches the field, columns of fields Zoho dropped; and
+  the type changes earlier syncs migrated (:mod:`zoho_dagster.postgres.drift`): which column, old → new
+  type, migrated in place or the old values kept under which name.
 
 One more check stands on its own, because it needs neither Zoho nor the database: ``values_accepted`` (every
 stream, WARN, :func:`build_values_checks`) reads the latest materialization's metadata from the Dagster
@@ -36,7 +38,7 @@ from zoho_dagster.client import listable_fields
 from zoho_dagster.environment import automation_enabled
 from zoho_dagster.failures import zoho_errors_as_failures
 from zoho_dagster.partitions import anchor_date
-from zoho_dagster.postgres import queries
+from zoho_dagster.postgres import drift, queries
 from zoho_dagster.postgres.database import resolve_database_url
 from zoho_dagster.postgres.engine import make_engine
 from zoho_dagster.replication import ReplicatedStream, replicated
@@ -259,20 +261,42 @@ def columns_result(
     summary = "; ".join(
         f"{kind.replace('_', ' ')}: {', '.join(items)}" for kind, items in differences.items() if items
     )
+    description = (
+        f"{target.target} matches Zoho's {len(fields)} fields"
+        if count == 0
+        else f"{target.target} differs from Zoho's fields ({summary}); the next sync adds new columns and "
+        "migrates changed types (docs/design.md §3, type drift)"
+    )
+    migrations = drift.recent_migrations(conn, target.target)
+    if migrations:
+        description += "; type changes migrated by earlier syncs: " + "; ".join(
+            migration.describe() for migration in migrations
+        )
     return dg.AssetCheckResult(
         check_name=COLUMNS,
         passed=count == 0,
         severity=dg.AssetCheckSeverity.WARN,
-        description=(
-            f"{target.target} matches Zoho's {len(fields)} fields." if count == 0
-            else f"{target.target} differs from Zoho's fields ({summary}); the next sync adds new columns."
-        ),
+        description=description + ".",
         metadata={
             **{kind: dg.MetadataValue.json(items) for kind, items in differences.items()},
             "differences": count,
             "zoho_fields": len(fields),
+            "type_migrations": dg.MetadataValue.json([_migration_row(m) for m in migrations]),
         },
     )
+
+
+def _migration_row(migration: drift.Migration) -> dict[str, Any]:
+    """One type migration for the check's metadata: which column, old → new, and what became of the data."""
+    return {
+        "column": migration.column,
+        "field": migration.api_name + (f".{migration.part}" if migration.part else ""),
+        "old_type": migration.old_type,
+        "new_type": migration.new_type,
+        "migrated": "in place" if migration.kept_as is None else f"old column kept as {migration.kept_as}",
+        "rejected_values": migration.rejected_values,
+        "at": migration.migrated_at.isoformat() if migration.migrated_at else None,
+    }
 
 
 def check_names(spec: StreamSpec) -> list[str]:

@@ -5,12 +5,29 @@ manager pulls pages from ``pages`` and copies each into a staging table as it ar
 about one page per field pass, whatever the module's size.
 """
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from zoho_dagster.client.children import ChildField
 from zoho_dagster.client.stats import CallStats
 from zoho_dagster.streams import SyncMode
+
+
+@dataclass
+class ChildRows:
+    """How the child tables of an incremental stream are filled (subforms, lookup links, stage history).
+
+    The writer asks ``rows(child, parent_ids)`` for the parents it staged, a few thousand ids at a time, after
+    the parents' pages are in: pages of child rows, each with ``_parent_id``. ``suffixes`` maps a child's
+    field to its table's suffix (``zoho_crm.<stream>__<suffix>``, snake_case of the field as streams are
+    named); ``stats`` counts what the child rows cost.
+    """
+
+    fields: list[ChildField]
+    rows: Callable[[ChildField, Sequence[str]], Iterable[list[dict]]]
+    suffixes: dict[str, str] = field(default_factory=dict)
+    stats: CallStats = field(default_factory=CallStats)
 
 
 @dataclass
@@ -21,7 +38,8 @@ class RecordStream:
     the metadata streams; it decides the table's columns. ``pages`` yields lists of records exactly as Zoho
     sent them. ``deletions`` (record modules only) yields pages of ``/deleted`` entries to mark as deleted.
     ``window`` is the ``[start, end)`` of ``Modified_Time`` in UTC for incremental runs, ``None`` for full
-    refreshes. ``stats`` is filled while the pages are consumed, so read it afterwards.
+    refreshes. ``stats`` is filled while the pages are consumed, so read it afterwards. ``children``
+    (incremental record streams only) describes the stream's child tables.
     """
 
     stream: str
@@ -32,3 +50,4 @@ class RecordStream:
     window: tuple[datetime, datetime] | None = None
     deletions: Callable[[], Iterator[list[dict]]] | None = None
     stats: CallStats = field(default_factory=CallStats)
+    children: ChildRows | None = None

@@ -2,6 +2,7 @@
 
 Variables mirror Sling's ``zoho-crm`` connection: ``ZOHO_CRM_CLIENT_ID``, ``..._CLIENT_SECRET``, ``..._SOID``,
 ``..._REFRESH_TOKEN``, ``..._REGION``, ``..._ACCOUNTS_URL``, ``..._API_DOMAIN``, ``..._ANCHOR_DATE``,
+``..._DAILY_CREDIT_BUDGET``,
 ``ZOHO_DAGSTER_DATABASE_URL``, or the whole connection in ``ZOHO_CRM`` (YAML or JSON: ``{type: api, spec:
 zoho-crm, secrets: {...}, inputs: {anchor_date}}``). A single variable wins over the same key in ``ZOHO_CRM``,
 so one value can be overridden without rewriting the connection.
@@ -64,9 +65,13 @@ TUNING_VARIABLES: dict[str, str] = {
 }
 DEFAULT_BULK_THRESHOLD = 100_000
 """Windows holding more records than this are read with Bulk Read (docs/design.md §3)."""
+DAILY_CREDIT_BUDGET = "ZOHO_CRM_DAILY_CREDIT_BUDGET"
+"""Zoho API credits the syncs may spend in any 24 hours (docs/design.md §3, "Credit budget"); unset: no
+budget. Not a resource field (unlike the tuning knobs above): it limits the whole deployment, not a run."""
 VARIABLES: tuple[str, ...] = (
     *SECRET_VARIABLES.values(),
     *TUNING_VARIABLES.values(),
+    DAILY_CREDIT_BUDGET,
     ANCHOR_DATE,
     SCOPES,
     DATABASE_URL,
@@ -108,6 +113,7 @@ class ZohoSettings:
     max_concurrency: int | None = None
     requests_per_second: float | None = None
     bulk_threshold: int = DEFAULT_BULK_THRESHOLD
+    daily_credit_budget: int | None = None
     sources: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     def __repr__(self) -> str:
@@ -247,8 +253,10 @@ def _number(
     lowest: float,
     highest: float | None,
     default: Any = None,
+    hint: str = "",
 ) -> Any:
-    """``raw``'s ``name`` as a number within ``[lowest, highest]``, or a sentence naming its source."""
+    """``raw``'s ``name`` as a number within ``[lowest, highest]``, or a sentence naming its source (``hint``
+    ends it, e.g. what the number means)."""
     text = raw.values.get(name)
     if text is None:
         return default
@@ -259,7 +267,7 @@ def _number(
     if value is None or value < lowest or (highest is not None and value > highest):
         bound = f"between {lowest:g} and {highest:g}" if highest is not None else f"at least {lowest:g}"
         what = "a whole number" if kind is int else "a number"
-        raise _refuse(f"{raw.sources[name]} is {_shown(text)}; set it to {what} {bound}.")
+        raise _refuse(f"{raw.sources[name]} is {_shown(text)}; set it to {what} {bound}{hint}.")
     return value
 
 
@@ -323,6 +331,7 @@ def read_environment(environ: Mapping[str, str] | None = None) -> RawSettings:
         raw.set(name, env.get(variable), variable)
     for name, variable in TUNING_VARIABLES.items():
         raw.set(name, env.get(variable), variable)
+    raw.set("daily_credit_budget", env.get(DAILY_CREDIT_BUDGET), DAILY_CREDIT_BUDGET)
     raw.set("anchor_date", env.get(ANCHOR_DATE), ANCHOR_DATE)
     raw.set("scopes", env.get(SCOPES), SCOPES)
     raw.set("database_url", environment.database_url(env), DATABASE_URL)
@@ -387,6 +396,14 @@ def validate_settings(raw: RawSettings, today: date | None = None) -> ZohoSettin
         max_concurrency=_number(raw, "max_concurrency", int, 1, MAX_EDITION_CONCURRENCY),
         requests_per_second=_number(raw, "requests_per_second", float, 0.001, None),
         bulk_threshold=_number(raw, "bulk_threshold", int, 0, None, DEFAULT_BULK_THRESHOLD),
+        daily_credit_budget=_number(
+            raw,
+            "daily_credit_budget",
+            int,
+            1,
+            None,
+            hint=" (the Zoho API credits the syncs may spend in any 24 hours), or unset it for no budget",
+        ),
         sources=dict(sources),
     )
 

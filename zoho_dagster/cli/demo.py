@@ -10,8 +10,6 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
-from datetime import time as dtime
 from typing import Any
 
 from zoho_dagster import environment
@@ -99,58 +97,6 @@ def sync_all(
     return runs
 
 
-def _parse_time(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(timezone.utc)
-
-
-def _expected(truth: dict[str, Any], since: datetime) -> tuple[set[str], set[str], int]:
-    """Ids the sync must hold for a truth: live records modified since the anchor, deletions since then."""
-    live = {
-        r["id"] for r in truth["data"] if r.get("Modified_Time") and _parse_time(r["Modified_Time"]) >= since
-    }
-    deleted = {d["id"] for d in truth["deleted"] if _parse_time(d["deleted_time"]) >= since}
-    older = len(truth["data"]) - len(live)
-    return live, deleted, older
-
-
-def compare(simulator: Any, specs: Sequence[Any], tables: dict[str, str], anchor: date, url: str) -> bool:
-    """Print the table of rows per stream beside the simulator's truth; True when every stream matches."""
-    from zoho_dagster.postgres.engine import make_engine
-    from zoho_dagster.postgres.queries import table_state
-    from zoho_dagster.postgres.tables import TableName
-
-    since = datetime.combine(anchor, dtime(0), tzinfo=timezone.utc)
-    engine = make_engine(url)
-    print()
-    print(f"{'stream':<16} {'table live':>10} {'deleted':>8} | {'truth live':>10} {'deleted':>8} | result")
-    print("-" * 70)
-    all_match = True
-    skipped = 0
-    for spec in specs:
-        state = table_state(engine, TableName.parse(tables[spec.name]))
-        truth = simulator.control.truth(spec.module or spec.name)
-        if spec.module is None:  # users and modules: a full refresh holds exactly the org's current rows
-            live, deleted, older = {str(row["id"]) for row in truth["data"]}, set(), 0
-        else:
-            live, deleted, older = _expected(truth, since)
-        skipped += older
-        match = state.live == live and state.deleted == deleted
-        all_match = all_match and match
-        print(
-            f"{spec.name:<16} {len(state.live):>10,} {len(state.deleted):>8,} | {len(live):>10,} "
-            f"{len(deleted):>8,} | {'match' if match else 'MISMATCH'}"
-        )
-    print("-" * 70)
-    if skipped:
-        print(
-            f"({skipped:,} simulator records were last modified before the anchor {anchor}, outside the "
-            "synced "
-            "range; set ZOHO_CRM_ANCHOR_DATE earlier to include them.)"
-        )
-    print("All streams match the simulator's truth: match." if all_match else "Some streams do NOT match.")
-    return all_match
-
-
 def demo_streams() -> list[Any]:
     """The streams the demo can sync: the default set, then every other record module the bundled simulator
     serves (its standard inventory and service modules and its custom module), named as discovery names them.
@@ -183,6 +129,7 @@ def _refusal(text: str) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from zoho_dagster.cli.comparison import child_targets, compare, compare_children, compare_metadata
     from zoho_dagster.client import ZohoConfigError
     from zoho_dagster.partitions import anchor_date
     from zoho_dagster.postgres.engine import DatabaseConnectionError, make_engine
@@ -211,6 +158,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"zoho-dagster demo: simulator with {args.records:,} leads → {where}, schema {schema}")
     with simulator(args.records, args.seed, args.latency_ms) as running:
         point_at_simulator(running.primary)
+        # A re-run must not find the child tables of an earlier one (their parents were dropped above).
+        drop_tables(make_engine(url), child_targets(running, specs, tables))
         anchor = anchor_date()
         print(
             f"syncing {len(specs)} streams, Modified_Time from {anchor} to today (UTC), one run per stream:"
@@ -224,7 +173,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
             f"synced {total_rows:,} rows in {elapsed:.1f} s ({total_rows / max(elapsed, 1e-9):,.0f} rows/s, "
             f"{calls} API calls)"
         )
-        matched = compare(running, specs, tables, anchor, url) and all(r.ok for r in runs)
+        matched = all(r.ok for r in runs)
+        matched = compare(running, specs, tables, anchor, url) and matched
+        matched = compare_children(running, specs, tables, anchor, url) and matched
+        if any(spec.name == "modules" for spec in specs):
+            matched = compare_metadata(running, TableName.parse(tables["modules"]).schema, url) and matched
     return 0 if matched else 1
 
 

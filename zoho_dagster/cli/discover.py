@@ -39,6 +39,7 @@ def add_parser(commands: Any) -> None:
     discover = commands.add_parser("discover", help="print the org's modules and fields")
     discover.add_argument("--module", nargs="*", help="only these module API names")
     discover.add_argument("--no-fields", action="store_true", help="modules only")
-    discover.add_argument("--write", action="store_true", help="write the discovery file: '*' then takes every record module")
+    discover.add_argument(
+        "--write", action="store_true", help="write the discovery file: '*' then takes every record module"
+    )
     discover.set_defaults(func=cmd_discover)
-

@@ -6,6 +6,7 @@ What other layers may use is exported here; the submodules are its internals.
 
 from zoho_dagster.client.auth import DEFAULT_SCOPES, Credentials
 from zoho_dagster.client.bulk import BulkReader, BulkUnavailable, bulk_exportable
+from zoho_dagster.client.children import ChildField, ChildReader, child_fields, coql_cost
 from zoho_dagster.client.client import LIST_UNSUPPORTED_TYPES, ClientConfig, ZohoClient, listable_fields
 from zoho_dagster.client.errors import (
     ZohoAPIError,
@@ -32,6 +33,8 @@ __all__ = [
     "BulkReader",
     "BulkUnavailable",
     "CallStats",
+    "ChildField",
+    "ChildReader",
     "ClientConfig",
     "Credentials",
     "InMemoryTokenCache",
@@ -49,6 +52,8 @@ __all__ = [
     "ZohoPermissionError",
     "ZohoTransientError",
     "bulk_exportable",
+    "child_fields",
+    "coql_cost",
     "hosts",
     "listable_fields",
     "mask",

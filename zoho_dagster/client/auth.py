@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 # ZOHO_CRM_SCOPES overrides them.
 DEFAULT_SCOPES = (
     "ZohoCRM.modules.ALL,ZohoCRM.settings.ALL,ZohoCRM.users.ALL,ZohoCRM.org.ALL,"
-    "ZohoCRM.bulk.ALL,ZohoSearch.securesearch.READ"
+    "ZohoCRM.bulk.ALL,ZohoSearch.securesearch.READ,ZohoCRM.coql.READ"
 )
 REFRESH_MARGIN_SECONDS = 300.0
 

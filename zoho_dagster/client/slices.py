@@ -64,8 +64,9 @@ class SlicedReader:
             return
         pages: queue.Queue[list[Record] | _Failed | None] = queue.Queue(maxsize=8)
         stop = threading.Event()
-        # Set once the consumer asks for a second page: until then no worker reads ahead, so taking the first
-        # page of a window costs one page per pass and nothing more.
+        # Set once the consumer asks for a second page and the window's reading is decided (how many slices,
+        # whether the rest goes elsewhere): until then no worker reads ahead, so taking the first page of a
+        # window costs one page per pass, and a rest handed to Bulk Read is cut where that page ended.
         demand = threading.Event()
         running: dict[Future[None], WindowReader] = {}
         elsewhere: list[Future[None]] = []
@@ -103,13 +104,16 @@ class SlicedReader:
                     raise item.error
                 if item:
                     yield item
-                    demand.set()
+                    if target is not None:
+                        demand.set()
                 for future in [f for f in running if f.done()]:
                     del running[future]
                 if not running:
                     continue
                 if target is None:
                     if not any(w.started and not w.done for w in running.values()):
+                        if all(w.done for w in running.values()):
+                            demand.set()  # nothing to decide (a one-page window): let the slice finish
                         continue
                     target = max(1, self.workers())
                     log.info("%s: reading in up to %d concurrent slices.", self.first.module, target)
@@ -117,6 +121,7 @@ class SlicedReader:
                     if other is not None:
                         elsewhere.append(pool.submit(read, other))
                         target = 1  # the rest of the window went elsewhere: nothing left to split
+                    demand.set()
                 while len(running) < target and self._split_one(running.values(), start):
                     pass
         finally:

@@ -13,10 +13,14 @@ metadata (``rejected_values``, ``rejected_values_total``, ``rejected_values_samp
 ``replaced_characters_total``, ``replaced_characters_sample``, ``unreadable_cursors``), which the
 ``values_accepted`` WARN check reads, and warnings in the run's log: one summary line, and one sentence per
 record whose ``Modified_Time`` could not be read.
+
+Whatever the outcome, the credits a run spent are appended to ``zoho_dagster.credit_ledger`` when its write
+ends (:mod:`zoho_dagster.postgres.credit_ledger`), which the daily credit budget reads.
 """
 
 import time
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import dagster as dg
@@ -24,9 +28,11 @@ from pydantic import Field
 
 from zoho_dagster.failures import zoho_errors_as_failures
 from zoho_dagster.partitions import utc_window
+from zoho_dagster.postgres import credit_ledger
 from zoho_dagster.postgres import schema as sc
 from zoho_dagster.postgres.database import resolve_database_url
 from zoho_dagster.postgres.engine import make_engine
+from zoho_dagster.postgres.metadata_tables import ModulesStream, write_modules_and_metadata
 from zoho_dagster.postgres.tables import DEFAULT_SCHEMA, TableName
 from zoho_dagster.postgres.writer import WriteResult, read_rows, write_stream
 from zoho_dagster.record_stream import RecordStream
@@ -73,6 +79,24 @@ def value_metadata(result: WriteResult) -> dict[str, Any]:
     }
 
 
+def child_metadata(stream: RecordStream, result: WriteResult) -> dict[str, Any]:
+    """Rows per child table and what the child rows cost (none for a stream without child tables)."""
+    children = stream.children if isinstance(stream, RecordStream) else None
+    if children is None or not result.child_rows:
+        return {}
+    return {
+        "child_tables": dg.MetadataValue.json(
+            {
+                table: {"rows": rows, "received": result.child_received.get(table, 0)}
+                for table, rows in sorted(result.child_rows.items())
+            }
+        ),
+        "child_rows_received": sum(result.child_received.values()),
+        "child_api_calls": children.stats.calls,
+        "child_api_credits": children.stats.credits,
+    }
+
+
 def _target(metadata: Mapping[str, Any] | None, asset_key: dg.AssetKey) -> tuple[TableName, str | None]:
     metadata = metadata or {}
     raw_table = metadata.get(TARGET_TABLE_KEY)
@@ -80,6 +104,17 @@ def _target(metadata: Mapping[str, Any] | None, asset_key: dg.AssetKey) -> tuple
     raw_cursor = metadata.get(CURSOR_FIELD_KEY, "Modified_Time")
     cursor = getattr(raw_cursor, "value", raw_cursor)
     return TableName.parse(str(table)), (str(cursor) if cursor else None)
+
+
+def _credits_recorded(
+    manager: "PostgresIOManager", context: dg.OutputContext, obj: Any
+) -> AbstractContextManager[None]:
+    """Append the run's credits to the ledger when the write ends, failed or not (credit_ledger.py)."""
+    if not isinstance(obj, RecordStream):
+        return nullcontext()
+    return credit_ledger.recorded(
+        lambda: manager._engine(), context.run_id, obj.stream, lambda: obj.stats.credits
+    )
 
 
 class PostgresIOManager(dg.ConfigurableIOManager):
@@ -104,10 +139,10 @@ class PostgresIOManager(dg.ConfigurableIOManager):
         target, cursor = _target(context.definition_metadata, context.asset_key)
         window = obj.window if isinstance(obj, RecordStream) else None
         started = time.monotonic()
-        with zoho_errors_as_failures(f"Syncing into {target}"):
-            result = write_stream(
-                self._engine(context.log.info), obj, target, cursor_field=cursor, window=window
-            )
+        with zoho_errors_as_failures(f"Syncing into {target}"), _credits_recorded(self, context, obj):
+            # The modules stream also refreshes the metadata tables, in its transaction.
+            write = write_modules_and_metadata if isinstance(obj, ModulesStream) else write_stream
+            result = write(self._engine(context.log.info), obj, target, cursor_field=cursor, window=window)
         context.log.info(
             f"{target}: {result.received} records received, {result.inserted} inserted, "
             f"{result.updated} updated, "
@@ -136,6 +171,9 @@ class PostgresIOManager(dg.ConfigurableIOManager):
             "api_credits": obj.stats.credits,
             **value_metadata(result),
         }
+        if isinstance(obj, ModulesStream) and obj.written:
+            metadata["metadata_tables_rows"] = dg.MetadataValue.json(obj.written)
+        metadata.update(child_metadata(obj, result))
         if result.partition_row_count is not None:
             metadata["dagster/partition_row_count"] = result.partition_row_count
         if window is not None:

@@ -60,6 +60,7 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 
@@ -312,8 +313,40 @@ def _clean_json(value: Any) -> tuple[Any, int]:
     return value, 0
 
 
+def _has_non_finite(value: Any) -> bool:
+    """Whether a JSON-like value holds NaN or ±Infinity anywhere (orjson would write them as ``null``)."""
+    kind = type(value)
+    if kind is float:
+        return not math.isfinite(value)
+    if kind is dict:
+        for item in value.values():
+            if type(item) in _CONTAINERS_AND_FLOATS and _has_non_finite(item):
+                return True
+    elif kind is list or kind is tuple:
+        for item in value:
+            if type(item) in _CONTAINERS_AND_FLOATS and _has_non_finite(item):
+                return True
+    elif isinstance(value, Mapping):
+        return _has_non_finite(dict(value))
+    return False
+
+
+_CONTAINERS_AND_FLOATS = frozenset({float, dict, list, tuple})
+
+
 def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    """Compact JSON with non-ASCII kept; ``ValueError`` for a non-finite float, as ``allow_nan=False``.
+
+    orjson writes it (a page of Leads in a tenth of the time of the standard library, and a sync serialises
+    every record once for ``_raw``); what orjson refuses (a lone surrogate, an integer past 64 bits, a key
+    that is not a string) goes through the standard library, whose text the replacement rule then cleans.
+    """
+    if _has_non_finite(value):
+        raise ValueError("a non-finite float has no JSON spelling")
+    try:
+        return orjson.dumps(value).decode()
+    except orjson.JSONEncodeError:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
 def _has_surrogate(text: str) -> bool:
@@ -569,6 +602,42 @@ def render_value(column: Column, value: Any) -> str:
         return NULL
     converter = _CONVERTERS.get(column.kind, _scalar_text)
     return copy_escape(converter(value))
+
+
+def value_renderer(column: Column) -> Callable[[Any], str]:
+    """:func:`render_value` for one column, with the per-column decisions taken once.
+
+    Why: the writer renders every value of every record (70 per Lead), and looking the converter up again for
+    each value was a measurable part of a sync's CPU. Same results and errors as :func:`render_value`.
+    """
+    part = column.part
+    if part:
+
+        def render_part(value: Any) -> str:
+            if isinstance(value, Mapping):
+                value = value.get(part)
+            elif part != "id":
+                return NULL
+            return NULL if value is None else copy_escape(_scalar_text(value))
+
+        return render_part
+    converter = _CONVERTERS.get(column.kind, _scalar_text)
+    if converter is _scalar_text:
+
+        def render_text(value: Any) -> str:
+            if value is None:
+                return NULL
+            return copy_escape(value if type(value) is str else _scalar_text(value))
+
+        return render_text
+    empty_is_null = column.kind in _EMPTY_IS_NULL
+
+    def render(value: Any) -> str:
+        if value is None or (empty_is_null and value == ""):
+            return NULL
+        return copy_escape(converter(value))
+
+    return render
 
 
 def convert_datetime(value: Any) -> str:

@@ -23,7 +23,6 @@ gets one sentence in :attr:`WriteResult.notes` saying which of these happened. A
 be read marks nothing and is counted the same way.
 """
 
-import io
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -32,12 +31,13 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 
+from zoho_dagster.postgres import children as ch
+from zoho_dagster.postgres import drift
 from zoho_dagster.postgres import schema as sc
+from zoho_dagster.postgres.copying import copy_lines
 from zoho_dagster.postgres.tables import TableName
 from zoho_dagster.record_stream import RecordStream
 
-FLUSH_BYTES = 4 * 1024 * 1024
-"""COPY chunk size: big enough to amortise round trips, small enough for the memory budget."""
 NAMED_RECORDS = 20
 """Records with an unreadable cursor named one by one in :attr:`WriteResult.notes`; the rest are counted."""
 
@@ -61,6 +61,10 @@ class WriteResult:
     values: sc.ValueReport = field(default_factory=sc.ValueReport)
     notes: list[str] = field(default_factory=list)
     """One sentence per record whose cursor could not be read (module docstring)."""
+    child_received: dict[str, int] = field(default_factory=dict)
+    """Child rows fetched per child table (:mod:`zoho_dagster.postgres.children`)."""
+    child_rows: dict[str, int] = field(default_factory=dict)
+    """Live rows per child table after the run."""
 
 
 def _stage_table(columns: Sequence[sc.Column]) -> sa.Table:
@@ -82,31 +86,6 @@ def _deleted_table() -> sa.Table:
     )
 
 
-def _copy(conn: sa.Connection, table: sa.Table, lines: Iterable[str]) -> int:
-    """COPY ``lines`` (text format, already escaped) into ``table`` in chunks; returns the line count."""
-    preparer = conn.dialect.identifier_preparer
-    statement = "COPY {} ({}) FROM STDIN".format(
-        preparer.format_table(table), ", ".join(preparer.quote(c.name) for c in table.columns)
-    )
-    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    buffer = io.StringIO()
-    count = 0
-    try:
-        for line in lines:
-            buffer.write(line)
-            count += 1
-            if buffer.tell() >= FLUSH_BYTES:
-                buffer.seek(0)
-                cursor.copy_expert(statement, buffer)
-                buffer = io.StringIO()
-        if buffer.tell():
-            buffer.seek(0)
-            cursor.copy_expert(statement, buffer)
-    finally:
-        cursor.close()
-    return count
-
-
 @dataclass
 class _Renderer:
     """Renders records' typed values; a value its type refuses becomes NULL and is counted, never raised."""
@@ -116,17 +95,31 @@ class _Renderer:
     unreadable: dict[str, Any] = field(default_factory=dict)
     """Up to :data:`NAMED_RECORDS` ids whose cursor value could not be read, with that value."""
     unreadable_total: int = 0
+    _plans: dict[int, tuple[Sequence[sc.Column], list[tuple[sc.Column, Callable[[Any], str]]]]] = field(
+        default_factory=dict
+    )
+    """Each column list's renderers (:func:`~zoho_dagster.postgres.schema.value_renderer`), made once; the
+    list is kept with them so that its ``id`` cannot be reused by another list while this renderer lives."""
 
     def value(self, record_id: str, column: sc.Column, value: Any) -> str:
         try:
             return sc.render_value(column, value)
         except sc.BadValueError as error:
-            self.report.reject(record_id, column.api_name, value, str(error))
-            if column.api_name == self.cursor_field and not column.part:
-                self.unreadable_total += 1
-                if len(self.unreadable) < NAMED_RECORDS:
-                    self.unreadable.setdefault(record_id, value)
-            return sc.NULL
+            return self._refused(record_id, column, value, error)
+
+    def _refused(self, record_id: str, column: sc.Column, value: Any, error: sc.BadValueError) -> str:
+        self.report.reject(record_id, column.api_name, value, str(error))
+        if column.api_name == self.cursor_field and not column.part:
+            self.unreadable_total += 1
+            if len(self.unreadable) < NAMED_RECORDS:
+                self.unreadable.setdefault(record_id, value)
+        return sc.NULL
+
+    def _plan(self, columns: Sequence[sc.Column]) -> list[tuple[sc.Column, Callable[[Any], str]]]:
+        known = self._plans.get(id(columns))
+        if known is None:
+            known = self._plans[id(columns)] = (columns, [(c, sc.value_renderer(c)) for c in columns])
+        return known[1]
 
     def record_line(self, seq: int, record: Mapping[str, Any], columns: Sequence[sc.Column]) -> str:
         """One COPY line: the cleaned id, the typed values and ``_raw`` (replacement rule applied)."""
@@ -134,8 +127,16 @@ class _Renderer:
         record_id = str(clean.values["id"])
         for name, count in clean.replaced.items():
             self.report.replace(record_id, name, count, clean.values.get(name))
-        values = [self.value(record_id, column, clean.values.get(column.api_name)) for column in columns]
-        return "\t".join((str(seq), sc.copy_escape(record_id), *values, sc.copy_escape(clean.raw))) + "\n"
+        get = clean.values.get
+        line = [str(seq), sc.copy_escape(record_id)]
+        for column, render in self._plan(columns):
+            value = get(column.api_name)
+            try:
+                line.append(render(value))
+            except sc.BadValueError as error:
+                line.append(self._refused(record_id, column, value, error))
+        line.append(sc.copy_escape(clean.raw))
+        return "\t".join(line) + "\n"
 
 
 def _record_lines(stream: RecordStream, columns: Sequence[sc.Column], renderer: _Renderer) -> Iterator[str]:
@@ -242,6 +243,7 @@ def _prepare_table(
     if existing is None:
         table.create(conn)
         return table, planned
+    drift.migrate_types(conn, table, planned)  # a field whose type changed in Zoho (postgres/drift.py)
     for column in planned:
         if column.name not in existing:
             spec = sa.schema.CreateColumn(table.c[column.name]).compile(dialect=conn.dialect)
@@ -381,13 +383,16 @@ def write_stream(
     with engine.begin() as conn:
         stage = _stage_table(stage_columns)
         stage.create(conn)
-        result.received = _copy(conn, stage, _record_lines(stream, stage_columns, renderer))
+        result.received = copy_lines(conn, stage, _record_lines(stream, stage_columns, renderer))
         deleted = None
         deletions = deletions or stream.deletions
         if deletions is not None and not full_refresh:
             deleted = _deleted_table()
             deleted.create(conn)
-            _copy(conn, deleted, _deletion_lines(deletions(), stream.stream, result.values))
+            copy_lines(conn, deleted, _deletion_lines(deletions(), stream.stream, result.values))
+        staged_children = (
+            [] if full_refresh else ch.stage_children(conn, stream, stage, target, result.values, copy_lines)
+        )
 
         _lock(conn, f"zoho_dagster:table:{target}")
         if full_refresh:
@@ -410,6 +415,11 @@ def write_stream(
             )
         if deleted is not None:
             result.deletions_marked = _mark_deletions(conn, table, deleted, cursor)
+        if staged_children:
+            result.child_rows = ch.apply_children(
+                conn, staged_children, table, stage, deleted, _prepare_table
+            )
+            result.child_received = {str(item.target): item.received for item in staged_children}
         if renderer.unreadable and cursor is not None and cursor_field is not None:
             result.notes = _unreadable_cursor_notes(conn, table, cursor, stream, cursor_field, renderer)
         result.row_count = int(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())

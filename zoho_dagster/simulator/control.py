@@ -8,6 +8,7 @@ from typing import Any
 from .accounts import ALL_SCOPES
 from .errors import ApiError
 from .metadata_api import module_rows
+from .org_api import currency_rows, profile_rows, role_rows
 from .schema import module_spec
 from .state import Simulator
 
@@ -48,8 +49,38 @@ def handle(
         return 200, {"data": users, "deleted": []}
     if route == ("GET", "truth", 2) and parts[1] == "modules":
         return 200, {"data": module_rows(org), "deleted": []}
+    if route == ("GET", "truth", 2) and parts[1] in ("roles", "profiles", "currencies"):
+        render = _admin_clock(org)
+        rows = {
+            "roles": lambda: role_rows(org),
+            "profiles": lambda: profile_rows(org, render),
+            "currencies": lambda: currency_rows(org, render) if org.mc_status else [],
+        }[parts[1]]()
+        return 200, {"data": rows, "deleted": []}
     if route == ("GET", "truth", 2):
         return 200, org.store.truth(_module(parts[1]))
+    if route == ("PUT", "children", 4):
+        # Replace a record's subform rows or links (docs/contracts.md §1); the parent's Modified_Time moves.
+        rows = body.get("data")
+        if not isinstance(rows, list):
+            raise ApiError(400, "INVALID_DATA", "data must be a list of rows", {})
+        org.store.replace_children(_module(parts[1]), parts[2], parts[3], rows)
+        return 200, {"id": parts[2]}
+    if route == ("POST", "drift", 1):
+        # A field's data_type changes in metadata and in every value read from now on (docs/zoho-crm-api.md
+        # §3.3).
+        org.store.computed.set_drift(
+            _module(str(body.get("module"))), str(body.get("field")), str(body.get("data_type"))
+        )
+        return 200, {
+            "drift": [
+                {"module": m, "field": f, "data_type": t} for (m, f), t in org.store.computed.drift.items()
+            ]
+        }
+    if route == ("POST", "org", 1):
+        if "mc_status" in body:
+            org.mc_status = bool(body["mc_status"])
+        return 200, {"mc_status": org.mc_status}
     if route == ("GET", "stats", 1):
         return 200, sim.stats.snapshot(sim.accounts.grant_count)
     if route == ("POST", "stats", 2) and parts[1] == "reset":
@@ -85,6 +116,13 @@ def handle(
     raise ApiError(
         404, "INVALID_URL_PATTERN", "Please check if the URL trying to access is a correct one", {}
     )
+
+
+def _admin_clock(org: Any) -> Any:
+    from .clock import render_time
+
+    offset = org.users[0].offset
+    return lambda epoch: render_time(epoch, offset)
 
 
 def _add_client(sim: Simulator, org_id: str, body: dict[str, Any]) -> dict[str, Any]:

@@ -279,6 +279,17 @@ class Generator:
                 break
         return str(rec[spec.name_field])
 
+    def partial(self, spec: ModuleSpec, index: int, last: str) -> dict[str, Any]:
+        """Base record ``index``'s fields up to and including ``last``, generated exactly as ``record`` does
+        (for rollups, which need two fields of every record and not the rest)."""
+        rng = random.Random(stable_int(self.seed, self.org_id, spec.api_name, index))
+        rec: dict[str, Any] = {}
+        for f in spec.fields:
+            rec[f.api_name] = self._value(spec, f, rng, index, rec)
+            if f.api_name == last:
+                break
+        return rec
+
     def lookup_ref(self, module: ModuleSpec, index: int) -> dict[str, str]:
         return {"name": self.display_name(module, index), "id": str(self.record_id(module, index))}
 
@@ -328,7 +339,7 @@ class Generator:
             return rng.choice(LAST)
         if gen == "full_name":
             return f"{rec.get('First_Name') or ''} {rec.get('Last_Name') or ''}".strip()
-        if gen in ("company", "campaign", "product", "vehicle", "deal"):
+        if gen in ("company", "campaign", "product", "vehicle", "deal", "price_book"):
             base = f"{rng.choice(COMPANY_A)} {rng.choice(COMPANY_B)}"
             suffix = {
                 "company": "",
@@ -336,6 +347,7 @@ class Generator:
                 "product": " Suite",
                 "vehicle": " Van",
                 "deal": " Deal",
+                "price_book": " Price Book",
             }[gen]
             return f"{base}{suffix} {index}"
         if gen in ("email", "email2"):

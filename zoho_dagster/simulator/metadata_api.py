@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from typing import Any
 
 from .context import Request
 from .datagen import DAY
 from .errors import ApiError, EmptyResponse
-from .schema import MODULES, FieldSpec, ModuleSpec, module_spec
+from .schema import (
+    CHILD_MODULES,
+    CHILD_OF_FIELD,
+    MODULES,
+    FieldSpec,
+    ModuleSpec,
+    any_module_spec,
+    field_id,
+    module_row_id,
+    module_spec,
+)
 from .state import Org
 
 USER_TYPES = (
@@ -65,7 +76,10 @@ def users(req: Request) -> tuple[int, Any]:
                 "email": u.email,
                 "status": "active",
                 "confirm": True,
-                "role": {"name": "CEO" if u.admin else "Manager", "id": str(int(admin.id) + 7)},
+                "role": {
+                    "name": "CEO" if u.admin else "Manager",
+                    "id": str(int(admin.id) + (7 if u.admin else 13)),
+                },
                 "profile": {
                     "name": "Administrator" if u.admin else "Standard",
                     "id": str(int(admin.id) + (9 if u.admin else 11)),
@@ -96,6 +110,13 @@ def users(req: Request) -> tuple[int, Any]:
 
 
 def _module_row(org: Org, spec: ModuleSpec) -> dict[str, Any]:
+    prefix = int(org.store.gen.prefix)
+    display_field = None
+    if not spec.parent:
+        # The record's name field (docs/zoho-crm-api.md §3.2); subform and linking modules have none.
+        position = [f.api_name for f in spec.fields].index(spec.name_field)
+        display_field = {"api_name": spec.name_field, "id": field_id(prefix, spec, position)}
+    parent = module_spec(spec.parent) if spec.parent else None
     return {
         "api_name": spec.api_name,
         "module_name": spec.plural,
@@ -103,7 +124,7 @@ def _module_row(org: Org, spec: ModuleSpec) -> dict[str, Any]:
         "singular_label": spec.singular,
         "api_supported": True,
         "generated_type": spec.generated_type,
-        "id": str(int(org.store.gen.prefix) * 10**12 + spec.number * 10**4 + 125),
+        "id": module_row_id(prefix, spec),
         "visibility": 1,
         "status": "visible",
         "viewable": True,
@@ -111,11 +132,14 @@ def _module_row(org: Org, spec: ModuleSpec) -> dict[str, Any]:
         "editable": True,
         "deletable": True,
         "convertable": spec.api_name == "Leads",
-        "show_as_tab": True,
+        "show_as_tab": not spec.parent,
         "modified_time": None,
         "profiles": [{"name": "Administrator", "id": str(int(org.users[0].id) + 9)}],
-        "parent_module": {},
-        "recycle_bin_on_delete": True,
+        "parent_module": {}
+        if parent is None
+        else {"api_name": parent.api_name, "id": module_row_id(prefix, parent)},
+        "recycle_bin_on_delete": not spec.parent,
+        "display_field": display_field,
     }
 
 
@@ -127,7 +151,7 @@ def modules(req: Request, name: str | None = None) -> tuple[int, Any]:
         "ZohoCRM.settings.modules.ALL",
     )
     if name is not None:
-        spec = module_spec(name)
+        spec = any_module_spec(name)
         if spec is None:
             raise ApiError(
                 400, "INVALID_MODULE", "the module name given seems to be invalid", {"resource_path_index": 0}
@@ -138,7 +162,7 @@ def modules(req: Request, name: str | None = None) -> tuple[int, Any]:
 
 def module_rows(org: Org) -> list[dict[str, Any]]:
     """Every module of ``org`` as ``/settings/modules`` lists it (also the ``modules`` stream's truth)."""
-    rows = [_module_row(org, spec) for spec in MODULES]
+    rows = [_module_row(org, spec) for spec in (*MODULES, *CHILD_MODULES)]
     for number, (api_name, label) in enumerate(NON_API_MODULES):
         rows.append(
             {
@@ -149,6 +173,7 @@ def module_rows(org: Org) -> list[dict[str, Any]]:
                 "singular_label": label,
                 "api_supported": False,
                 "convertable": False,
+                "display_field": None,
                 "id": str(int(org.store.gen.prefix) * 10**12 + 900 + number),
             }
         )
@@ -192,8 +217,9 @@ def _field_row(req: Request, spec: ModuleSpec, number: int, f: FieldSpec) -> dic
             },
         )
     lookup: dict[str, Any] = {}
+    prefix = int(req.org.store.gen.prefix)
     if f.data_type == "lookup":
-        target = module_spec(f.lookup)
+        target = any_module_spec(f.lookup)
         assert target is not None
         lookup = {
             "module": {"api_name": target.api_name, "id": str(base + target.number)},
@@ -221,18 +247,30 @@ def _field_row(req: Request, spec: ModuleSpec, number: int, f: FieldSpec) -> dic
         "display_label": f.label,
         "custom_field": f.custom,
         "virtual_field": False,
-        "id": str(base + number + 1),
+        "id": field_id(prefix, spec, number),
         "pick_list_values": pick,
         "lookup": lookup,
         "auto_number": {"prefix": "LN-", "suffix": "", "start_number": 1}
         if f.data_type == "autonumber"
         else {},
-        "formula": {},
+        "formula": {"return_type": f.return_type, "expression": f.expression}
+        if f.data_type == "formula"
+        else {},
+        "rollup_summary": {
+            "return_type": f.return_type,
+            "related_list": {"api_name": "Deals"},
+            "function": "SUM",
+        }
+        if f.data_type == "rollup_summary"
+        else {},
         "currency": {"rounding_option": "normal", "precision": 2} if f.data_type == "currency" else {},
         "crypt": None,
         "history_tracking": None,
-        "multiselectlookup": {},
-        "associated_module": None,
+        "multiselectlookup": _linking(prefix, spec, f) if f.data_type == "multiselectlookup" else {},
+        **({"multiuserlookup": _linking(prefix, spec, f)} if f.data_type == "multiuserlookup" else {}),
+        "associated_module": {"api_name": f.lookup, "id": module_row_id(prefix, _spec(f.lookup))}
+        if f.data_type == "subform"
+        else None,
         "ui_type": 1,
         "display_type": -1,
         "profiles": [
@@ -260,12 +298,47 @@ def fields(req: Request) -> tuple[int, Any]:
             "One of the expected parameter is missing",
             {"param_name": "module"},
         )
-    spec = module_spec(name)
+    spec = any_module_spec(name)
     if spec is None:
         raise ApiError(
             400, "INVALID_MODULE", "the module name given seems to be invalid", {"param_name": "module"}
         )
-    return 200, {"fields": [_field_row(req, spec, n, f) for n, f in enumerate(spec.fields)]}
+    drift = req.org.store.computed.drifted(spec.api_name)
+    rows = []
+    for n, f in enumerate(spec.fields):
+        if f.api_name in drift:
+            f = dataclasses.replace(f, data_type=drift[f.api_name], picklist=())  # type drift (§3.3)
+        rows.append(_field_row(req, spec, n, f))
+    return 200, {"fields": rows}
+
+
+def _spec(name: str) -> ModuleSpec:
+    spec = any_module_spec(name)
+    assert spec is not None, name
+    return spec
+
+
+def _linking(prefix: int, spec: ModuleSpec, f: FieldSpec) -> dict[str, Any]:
+    """The `multiselectlookup` / `multiuserlookup` object of a parent field: the linking module, its field
+    pointing back at the parent and its field pointing at the connected module (docs/zoho-crm-api.md §3.3)."""
+    child = CHILD_OF_FIELD[(spec.api_name, f.api_name)]
+    names = [g.api_name for g in child.fields]
+    connected = module_spec(child.connected_module)
+    connected_id = module_row_id(prefix, connected) if connected is not None else str(prefix * 10**12 + 99)
+    return {
+        "linking_details": {
+            "module": {"api_name": child.api_name, "id": module_row_id(prefix, child)},
+            "lookup_field": {
+                "api_name": child.link_field,
+                "id": field_id(prefix, child, names.index(child.link_field)),
+            },
+            "connected_lookup_field": {
+                "api_name": child.connected_field,
+                "id": field_id(prefix, child, names.index(child.connected_field)),
+            },
+        },
+        "connected_details": {"module": {"api_name": child.connected_module, "id": connected_id}},
+    }
 
 
 # `license_details.paid_type` by edition. Zoho's own values are only partly known (docs/zoho-crm-api.md
@@ -295,7 +368,7 @@ def org(req: Request) -> tuple[int, Any]:
         "currency": "US Dollar",
         "currency_symbol": "$",
         "iso_code": "USD",
-        "mc_status": False,
+        "mc_status": req.org.mc_status,
         "country_code": req.org.region,
         "license_details": {
             "paid": paid_type is not None,

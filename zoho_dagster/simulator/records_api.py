@@ -10,7 +10,7 @@ from typing import Any
 from .clock import parse_time
 from .context import Request
 from .errors import ApiError, EmptyResponse, invalid_module
-from .schema import ModuleSpec, module_spec
+from .schema import CHILD_TYPES, ModuleSpec, module_spec
 from .store import SORT_FIELDS
 
 MAX_FIELDS = 50
@@ -27,7 +27,9 @@ def resolve_module(req: Request, name: str) -> ModuleSpec:
     return spec
 
 
-def _fields(req: Request, spec: ModuleSpec) -> list[str]:
+def requested_fields(req: Request, allowed: set[str]) -> list[str]:
+    """The ``fields`` parameter: required, at most 50, each ``id`` or in ``allowed`` (docs/zoho-crm-api.md
+    §2.1, §2.6); shared by the records, subform-module and related-list endpoints."""
     raw = req.params.get("fields")
     if raw is None or not raw.strip():
         raise ApiError(
@@ -41,10 +43,20 @@ def _fields(req: Request, spec: ModuleSpec) -> list[str]:
         raise ApiError(
             400, "LIMIT_EXCEEDED", "Fields limit exceeded", {"param_name": "fields", "limit": MAX_FIELDS}
         )
-    sample_keys = _dollar_keys(spec)
     for name in names:
         # UNCONFIRMED whether Zoho ignores unknown field names; strictest plausible: reject them.
-        if name != "id" and name not in spec.by_name and name not in sample_keys:
+        if name != "id" and name not in allowed:
+            raise ApiError(400, "INVALID_DATA", "invalid data", {"api_name": name})
+    return names
+
+
+def _fields(req: Request, spec: ModuleSpec, single: bool = False) -> list[str]:
+    names = requested_fields(req, set(spec.by_name) | _dollar_keys(spec))
+    for name in names:
+        f = spec.by_name.get(name)
+        if not single and f is not None and f.data_type in CHILD_TYPES:
+            # Only a single-record read carries these (docs/zoho-crm-api.md §2.5); strictest plausible for a
+            # list: refused like an unknown field.
             raise ApiError(400, "INVALID_DATA", "invalid data", {"api_name": name})
     return names
 
@@ -192,11 +204,16 @@ def get_record(req: Request, name: str, record_id: str) -> tuple[int, Any]:
     store = req.org.store
     index = store.index_of(spec.api_name, record_id)
     full = store.rendered(spec.api_name, index) if index is not None else None
-    if full is None:
+    if full is None or index is None:
         raise EmptyResponse(204)
+    # Subform and multi-lookup arrays, with `$has_more` per array (docs/zoho-crm-api.md §2.5).
+    full = {**full, **store.child_arrays(spec, index, full)}
     if "fields" in req.params:
-        names = _fields(req, spec)
+        names = _fields(req, spec, single=True)
         full = {**{f: full[f] for f in names if f in full}, "id": full["id"]}
+    arrays = [f.api_name for f in spec.child_fields if f.api_name in full]
+    if arrays:
+        full["$has_more"] = {name: False for name in arrays}
     return 200, {"data": [full]}
 
 

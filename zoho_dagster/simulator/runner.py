@@ -52,6 +52,21 @@ class SimulatorControl:
     def truth(self, module: str, org: str | None = None) -> dict[str, Any]:
         return dict(self._call("GET", f"truth/{module}", None, org))
 
+    def set_children(
+        self, module: str, id: str, field: str, rows: list[dict[str, Any]], org: str | None = None
+    ) -> None:
+        """Replace record ``id``'s subform rows or links in ``field`` (a row with an ``id`` keeps it); the
+        record's Modified_Time moves."""
+        self._call("PUT", f"children/{module}/{id}/{field}", {"data": rows}, org)
+
+    def drift_field(self, module: str, field: str, data_type: str, org: str | None = None) -> None:
+        """Change a field's data_type in the fields metadata and in every value it renders from now on."""
+        self._call("POST", "drift", {"module": module, "field": field, "data_type": data_type}, org)
+
+    def set_org(self, mc_status: bool, org: str | None = None) -> None:
+        """Switch multi-currency on or off (`/org`'s `mc_status`, `/org/currencies`)."""
+        self._call("POST", "org", {"mc_status": mc_status}, org)
+
     def stats(self) -> dict[str, Any]:
         return dict(self._call("GET", "stats"))
 

@@ -30,7 +30,17 @@ JSON_TYPES: dict[str, str] = {
     "ownerlookup": "jsonobject",
     "userlookup": "jsonobject",
     "multiselectpicklist": "jsonarray",
+    "subform": "jsonarray",
+    "multiselectlookup": "jsonarray",
+    "multiuserlookup": "jsonarray",
 }
+
+CHILD_TYPES = frozenset({"subform", "multiselectlookup", "multiuserlookup"})
+"""Field types whose values are other modules' rows: only a single-record read carries them
+(docs/zoho-crm-api.md §2.5, §7.8)."""
+
+COMPUTED_TYPES = frozenset({"formula", "rollup_summary"})
+"""Field types Zoho computes; their values change without a new Modified_Time (docs/zoho-crm-api.md §3.3)."""
 
 
 @dataclass(frozen=True)
@@ -44,15 +54,22 @@ class FieldSpec:
     lookup: str = ""
     read_only: bool = False
     null_rate: float = 0.0
+    return_type: str = ""
+    expression: str = ""
+    custom_field: bool | None = None
 
     @property
     def custom(self) -> bool:
+        if self.custom_field is not None:
+            return self.custom_field
         return self.api_name.endswith("__c")
 
     @property
     def json_type(self) -> str:
         # Tag: field metadata claims text/string although records carry an array (docs/zoho-crm-api.md §3.3,
-        # §7.11).
+        # §7.11). Formula and rollup fields take the JSON type of their return type (§3.3).
+        if self.data_type in COMPUTED_TYPES:
+            return JSON_TYPES.get(self.return_type, "string")
         return JSON_TYPES.get(self.data_type, "string")
 
     @property
@@ -73,6 +90,14 @@ class ModuleSpec:
     generated_type: str = "default"
     name_field: str = "Name"
     minimum: int = 5
+    # Subform and linking modules (generated_type subform/linking): the parent module, the parent's field that
+    # holds the rows, the row field pointing back at the parent (`Parent_Id`, or `Deal` for a linking module)
+    # and, for a linking module, the field and module on the other side (docs/zoho-crm-api.md §7.8).
+    parent: str = ""
+    parent_field: str = ""
+    link_field: str = ""
+    connected_field: str = ""
+    connected_module: str = ""
     by_name: dict[str, FieldSpec] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
@@ -85,7 +110,20 @@ class ModuleSpec:
     @property
     def scope_name(self) -> str:
         """The lower-case name in `ZohoCRM.modules.{name}.READ` (docs/zoho-crm-api.md §1.8)."""
+        if self.parent:
+            # UNCONFIRMED which scope reads a subform or linking module (docs/zoho-crm-api.md §7.8); strict:
+            # the parent module's, the one that reads the rows inside the parent.
+            return MODULES_BY_NAME[self.parent].scope_name
         return "custom" if self.generated_type == "custom" else self.api_name.lower()
+
+    @property
+    def child_fields(self) -> tuple[FieldSpec, ...]:
+        """The fields holding other modules' rows (subform, multi-select and multi-user lookups)."""
+        return tuple(f for f in self.fields if f.data_type in CHILD_TYPES)
+
+    @property
+    def computed_fields(self) -> tuple[FieldSpec, ...]:
+        return tuple(f for f in self.fields if f.data_type in COMPUTED_TYPES)
 
 
 F = FieldSpec
@@ -222,6 +260,19 @@ LEADS_FIELDS: tuple[FieldSpec, ...] = (
     F(AWKWARD_FIELD, "text", "window", null_rate=0.2),
 )
 
+DAYS_OPEN = FieldSpec(
+    "Days_Open__c",
+    "formula",
+    "null",
+    read_only=True,
+    return_type="double",
+    expression="Datecomp(Now(), Created_Time) / 1440",
+)
+"""Whole days since Created_Time: moves with the clock, not with Modified_Time (docs/zoho-crm-api.md §3.3)."""
+
+ORDER_STATUSES = ("Created", "Approved", "Delivered", "Cancelled")
+CARRIERS = ("FedEx", "UPS", "USPS", "DHL", "BlueDart")
+
 PERSON = (
     F("First_Name", "text", "first_name"),
     F("Last_Name", "text", "last_name"),
@@ -272,6 +323,7 @@ def _module_list() -> tuple[ModuleSpec, ...]:
                 F("Account_Number", "bigint"),
                 F("Rating", "picklist", picklist=RATINGS, null_rate=0.4),
                 F("Description", "textarea", "sentence"),
+                F("Total_Deal_Amount__c", "rollup_summary", "null", read_only=True, return_type="currency"),
             ),
             singular="Account",
             name_field="Account_Name",
@@ -293,6 +345,18 @@ def _module_list() -> tuple[ModuleSpec, ...]:
                 F("Expected_Revenue", "currency"),
                 F("Campaign_Source", "lookup", lookup="Campaigns", null_rate=0.6),
                 F("Products__c", "multiselectpicklist", picklist=PRODUCTS),
+                # Added after the seeded fields and drawing nothing from the record's generator, so the values
+                # of every field above stay what they were (docs/zoho-crm-api.md §3.3, §7.8).
+                F(
+                    "Partner_Accounts",
+                    "multiselectlookup",
+                    "null",
+                    lookup="Deals_X_Accounts",
+                    custom_field=True,
+                ),
+                F("Deal_Team", "multiuserlookup", "null", lookup="Deals_X_Users", custom_field=True),
+                F("Deal_Competitors", "subform", "null", lookup="Deal_Competitors", custom_field=True),
+                DAYS_OPEN,
             ),
             singular="Deal",
             name_field="Deal_Name",
@@ -396,6 +460,16 @@ def _module_list() -> tuple[ModuleSpec, ...]:
                 F("Valid_Till", "date"),
                 F("Grand_Total", "currency"),
                 F("Deal_Name", "lookup", lookup="Deals"),
+                F("Quoted_Items", "subform", "null", lookup="Quoted_Items"),
+                DAYS_OPEN,
+                F(
+                    "Validity__c",
+                    "formula",
+                    "null",
+                    read_only=True,
+                    return_type="text",
+                    expression='If(Valid_Till < Today(), "Expired", "Valid")',
+                ),
             ),
             singular="Quote",
             name_field="Subject",
@@ -450,13 +524,248 @@ def _module_list() -> tuple[ModuleSpec, ...]:
             generated_type="custom",
             name_field="Name",
         ),
+        *_inventory_and_service_modules(),
     )
+
+
+def _inventory_and_service_modules() -> tuple[ModuleSpec, ...]:
+    """The standard modules of docs/zoho-crm-api.md §3.1 beyond the twelve: numbered after the seeded ones so
+    that no existing id moves; each inventory module holds its line items in a subform field (§7.8)."""
+    s = SYSTEM_FIELDS
+    money = (
+        F("Sub_Total", "currency"),
+        F("Discount", "currency", null_rate=0.5),
+        F("Tax", "currency"),
+        F("Grand_Total", "currency"),
+    )
+    return (
+        ModuleSpec(
+            "Invoices",
+            14,
+            0.06,
+            (
+                *s,
+                F("Subject", "text", "sentence"),
+                F("Invoice_Number", "autonumber", "autonumber", read_only=True),
+                F("Invoice_Date", "date"),
+                F("Due_Date", "date"),
+                F("Status", "picklist", picklist=ORDER_STATUSES),
+                F("Account_Name", "lookup", lookup="Accounts"),
+                F("Contact_Name", "lookup", lookup="Contacts", null_rate=0.3),
+                F("Deal_Name", "lookup", lookup="Deals", null_rate=0.3),
+                F("Sales_Order", "lookup", lookup="Sales_Orders", null_rate=0.4),
+                *money,
+                F("Invoiced_Items", "subform", "null", lookup="Invoiced_Items"),
+            ),
+            singular="Invoice",
+            name_field="Subject",
+        ),
+        ModuleSpec(
+            "Sales_Orders",
+            15,
+            0.06,
+            (
+                *s,
+                F("Subject", "text", "sentence"),
+                F("SO_Number", "autonumber", "autonumber", read_only=True),
+                F("Status", "picklist", picklist=ORDER_STATUSES),
+                F("Due_Date", "date"),
+                F("Carrier", "picklist", picklist=CARRIERS),
+                F("Account_Name", "lookup", lookup="Accounts"),
+                F("Contact_Name", "lookup", lookup="Contacts", null_rate=0.3),
+                F("Deal_Name", "lookup", lookup="Deals", null_rate=0.3),
+                F("Quote_Name", "lookup", lookup="Quotes", null_rate=0.5),
+                *money,
+                F("Ordered_Items", "subform", "null", lookup="Ordered_Items"),
+            ),
+            module_name="SalesOrders",
+            singular="Sales Order",
+            name_field="Subject",
+        ),
+        ModuleSpec(
+            "Purchase_Orders",
+            16,
+            0.03,
+            (
+                *s,
+                F("Subject", "text", "sentence"),
+                F("PO_Number", "text", "code"),
+                F("PO_Date", "date"),
+                F("Status", "picklist", picklist=ORDER_STATUSES),
+                F("Carrier", "picklist", picklist=CARRIERS),
+                F("Vendor_Name", "lookup", lookup="Vendors"),
+                F("Contact_Name", "lookup", lookup="Contacts", null_rate=0.5),
+                *money,
+                F("Purchased_Items", "subform", "null", lookup="Purchased_Items"),
+            ),
+            module_name="PurchaseOrders",
+            singular="Purchase Order",
+            name_field="Subject",
+        ),
+        ModuleSpec(
+            "Price_Books",
+            17,
+            0.008,
+            (
+                *s,
+                F("Price_Book_Name", "text", "price_book"),
+                F("Active", "boolean"),
+                F("Pricing_Model", "picklist", picklist=("Flat", "Differential")),
+                F("Description", "textarea", "sentence", null_rate=0.5),
+            ),
+            module_name="PriceBooks",
+            singular="Price Book",
+            name_field="Price_Book_Name",
+        ),
+        ModuleSpec(
+            "Cases",
+            18,
+            0.08,
+            (
+                *s,
+                F("Subject", "text", "sentence"),
+                F("Case_Number", "autonumber", "autonumber", read_only=True),
+                F("Status", "picklist", picklist=("New", "On Hold", "Escalated", "Closed")),
+                F("Priority", "picklist", picklist=("High", "Medium", "Low")),
+                F("Case_Origin", "picklist", picklist=("Email", "Phone", "Web")),
+                F("Type", "picklist", picklist=("Question", "Problem", "Feature Request")),
+                F("Account_Name", "lookup", lookup="Accounts", null_rate=0.2),
+                F("Related_To", "lookup", lookup="Contacts", null_rate=0.2),
+                F("Product_Name", "lookup", lookup="Products", null_rate=0.4),
+                F("Description", "textarea", "sentence"),
+            ),
+            singular="Case",
+            name_field="Subject",
+        ),
+        ModuleSpec(
+            "Solutions",
+            19,
+            0.02,
+            (
+                *s,
+                F("Solution_Title", "text", "sentence"),
+                F("Solution_Number", "autonumber", "autonumber", read_only=True),
+                F("Status", "picklist", picklist=("Draft", "Reviewed", "Published")),
+                F("Product_Name", "lookup", lookup="Products", null_rate=0.3),
+                F("Question", "textarea", "sentence"),
+                F("Answer", "textarea", "sentence"),
+                F("Published", "boolean"),
+            ),
+            singular="Solution",
+            name_field="Solution_Title",
+        ),
+    )
+
+
+LINE_ITEM_FIELDS: tuple[FieldSpec, ...] = (
+    F("Product_Name", "lookup", lookup="Products"),
+    F("Quantity", "double"),
+    F("List_Price", "currency"),
+    F("Discount", "currency"),
+    F("Tax", "currency"),
+    F("Total", "currency", read_only=True),
+    F("Net_Total", "currency", read_only=True),
+    F("Description", "textarea"),
+    F("Sequence_Number", "integer"),
+)
+"""The row fields of Zoho's inventory line items (docs/zoho-crm-api.md §7.8)."""
+
+
+def _child_module_list() -> tuple[ModuleSpec, ...]:
+    """Subform and linking modules: listed by `/settings/modules`, described by `/settings/fields`, read with
+    `GET /{module}` and COQL; their rows live inside a parent record (docs/zoho-crm-api.md §7.8)."""
+    items = (
+        ("Quoted_Items", 20, "Quotes", "Quoted Item"),
+        ("Ordered_Items", 21, "Sales_Orders", "Ordered Item"),
+        ("Invoiced_Items", 22, "Invoices", "Invoiced Item"),
+        ("Purchased_Items", 23, "Purchase_Orders", "Purchased Item"),
+    )
+    subforms = [
+        ModuleSpec(
+            name,
+            number,
+            0.0,
+            (*LINE_ITEM_FIELDS, F("Parent_Id", "lookup", lookup=parent)),
+            singular=singular,
+            generated_type="subform",
+            parent=parent,
+            parent_field=name,
+            link_field="Parent_Id",
+        )
+        for name, number, parent, singular in items
+    ]
+    competitors = ModuleSpec(
+        "Deal_Competitors",
+        24,
+        0.0,
+        (
+            F("Competitor_Name", "text", custom_field=True),
+            F("Strength", "picklist", picklist=("Strong", "Moderate", "Weak"), custom_field=True),
+            F("Threat_Level", "integer", custom_field=True),
+            F("Parent_Id", "lookup", lookup="Deals"),
+        ),
+        singular="Deal Competitor",
+        generated_type="subform",
+        parent="Deals",
+        parent_field="Deal_Competitors",
+        link_field="Parent_Id",
+    )
+    partners = ModuleSpec(
+        "Deals_X_Accounts",
+        25,
+        0.0,
+        (F("Deal", "lookup", lookup="Deals"), F("Partner_Account", "lookup", lookup="Accounts")),
+        singular="Deals X Accounts",
+        generated_type="linking",
+        parent="Deals",
+        parent_field="Partner_Accounts",
+        link_field="Deal",
+        connected_field="Partner_Account",
+        connected_module="Accounts",
+    )
+    team = ModuleSpec(
+        "Deals_X_Users",
+        26,
+        0.0,
+        (F("Deal", "lookup", lookup="Deals"), F("Team_Member", "userlookup")),
+        singular="Deals X Users",
+        generated_type="linking",
+        parent="Deals",
+        parent_field="Deal_Team",
+        link_field="Deal",
+        connected_field="Team_Member",
+        connected_module="users",
+    )
+    return (*subforms, competitors, partners, team)
 
 
 MODULES: tuple[ModuleSpec, ...] = _module_list()
 MODULES_BY_NAME: dict[str, ModuleSpec] = {m.api_name: m for m in MODULES}
+CHILD_MODULES: tuple[ModuleSpec, ...] = _child_module_list()
+"""Subform and linking modules; not record modules (no single-record read, count, deleted or Bulk Read)."""
+CHILD_MODULES_BY_NAME: dict[str, ModuleSpec] = {m.api_name: m for m in CHILD_MODULES}
+CHILD_OF_FIELD: dict[tuple[str, str], ModuleSpec] = {(m.parent, m.parent_field): m for m in CHILD_MODULES}
+"""(parent module, parent field) → the subform or linking module holding that field's rows."""
+STAGE_HISTORY_NUMBER = 27
+"""The id space of Stage_History rows (ids are `prefix·10¹² + number·10¹⁰ + …`, like records)."""
+
+
+def module_row_id(prefix: int, spec: ModuleSpec) -> str:
+    """The module's `id` in `/settings/modules` (also its id inside lookups' `module` objects)."""
+    return str(int(prefix) * 10**12 + spec.number * 10**4 + 125)
+
+
+def field_id(prefix: int, spec: ModuleSpec, position: int) -> str:
+    """The `id` of the field at ``position`` in ``spec.fields`` in `/settings/fields`."""
+    return str(int(prefix) * 10**12 + spec.number * 10**8 + position + 1)
 
 
 def module_spec(name: str) -> ModuleSpec | None:
-    """Exact API names only: case-insensitive matching is UNCONFIRMED, so the strict choice is exact."""
+    """A record module by exact API name: case-insensitive matching is UNCONFIRMED, so the strict choice is
+    exact."""
     return MODULES_BY_NAME.get(name)
+
+
+def any_module_spec(name: str) -> ModuleSpec | None:
+    """A record, subform or linking module by exact API name."""
+    return MODULES_BY_NAME.get(name) or CHILD_MODULES_BY_NAME.get(name)

@@ -41,6 +41,8 @@ class Org:
     client: Client
     refresh_token: str
     bulk_jobs: dict[str, Any] = field(default_factory=dict)
+    mc_status: bool = True
+    """Multi-currency on (docs/zoho-crm-api.md §3.10); the control plane can switch it off."""
 
     @property
     def soid(self) -> str:

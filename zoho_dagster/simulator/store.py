@@ -16,15 +16,22 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from .children import Children
 from .clock import parse_time, render_time
+from .computed import Computed, convert
 from .datagen import DAY, Generator, User, stable_int, system_keys
 from .errors import ApiError
-from .schema import ModuleSpec
+from .schema import CHILD_OF_FIELD, CHILD_TYPES, COMPUTED_TYPES, ModuleSpec
 
 SORT_FIELDS = ("id", "Created_Time", "Modified_Time")
 RECYCLE_RETENTION = 60 * DAY
 PERMANENT_RETENTION = 120 * DAY
-RENDER_CACHE_LIMIT = 20_000
+RENDER_CACHE_LIMIT = 60_000
+"""Base renderings kept (about 7 KB each for a Lead, so some 420 MB at most). A window read in concurrent
+slices asks for each record once per field pass, the passes of a slice a few pages apart; a cache that holds
+the recent records serves the second pass without generating them again, so the simulator (one core, the
+GIL) keeps up with a client at an edition's full concurrency in the benchmarks."""
+RENDER_CACHE_EVICT = RENDER_CACHE_LIMIT // 10
 
 Key = tuple[int, int]  # (sort value, id)
 
@@ -66,12 +73,15 @@ class OrgStore:
         self._now = clock_now
         self._lock = threading.RLock()
         self._render_cache: dict[tuple[str, int], dict[str, Any]] = {}
+        self._render_cache_lock = threading.Lock()
         self.modules: dict[str, ModuleState] = {}
         for name, size in gen.sizes.items():
             spec = Generator.module(name)
             self.modules[name] = ModuleState(spec, size, size)
         if initial_deletes:
             self._seed_deletions()
+        self.children = Children(self)
+        self.computed = Computed(self)
 
     # --- seeding -------------------------------------------------------------------------------------------
     def _seed_deletions(self) -> None:
@@ -203,34 +213,69 @@ class OrgStore:
             return None
         return self.gen.record(state.spec, index)
 
-    def rendered(self, module: str, index: int) -> dict[str, Any] | None:
-        """The full API rendering of a live record (base renderings are cached: they never change)."""
+    def modified_time(self, module: str, index: int) -> float | None:
+        """A live record's Modified_Time (epoch) without generating it: base records' times are arithmetic in
+        the index (datagen's module docstring). ``None`` for a deleted or absent record."""
         state = self.modules[module]
         rec = state.live.get(index)
         if rec is not None:
-            return self.render(state.spec, rec)
+            return float(rec["Modified_Time"])
+        if index >= state.size or index in state.deleted:
+            return None
+        return float(self.gen.modified(state.spec, index))
+
+    def rendered(self, module: str, index: int) -> dict[str, Any] | None:
+        """The full API rendering of a live record (base renderings are cached: they never change); formula,
+        rollup and drifted values are laid over it on every read (docs/zoho-crm-api.md §3.3)."""
+        state = self.modules[module]
+        rec = state.live.get(index)
+        if rec is not None:
+            return self._finish(state.spec, index, self.render(state.spec, rec), rec)
         if index >= state.size or index in state.deleted:
             return None
         key = (module, index)
         cached = self._render_cache.get(key)
         if cached is None:
             cached = self.render(state.spec, self.gen.record(state.spec, index))
-            if len(self._render_cache) >= RENDER_CACHE_LIMIT:
-                self._render_cache.clear()
-            self._render_cache[key] = cached
-        return cached
+            with self._render_cache_lock:  # oldest first out: the recent records are the ones asked again
+                if len(self._render_cache) >= RENDER_CACHE_LIMIT:
+                    for old in list(itertools.islice(self._render_cache, RENDER_CACHE_EVICT)):
+                        del self._render_cache[old]
+                self._render_cache[key] = cached
+        return self._finish(state.spec, index, cached, None)
+
+    def _finish(
+        self, spec: ModuleSpec, index: int, out: dict[str, Any], live: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        computed = spec.computed_fields
+        drift = self.computed.drifted(spec.api_name) if self.computed.drift else {}
+        if not computed and not drift:
+            return out
+        out = dict(out)
+        created = float(live["Created_Time"]) if live is not None else float(self.gen.created(spec, index))
+        for f in computed:
+            if f.data_type == "formula":
+                out[f.api_name] = self.computed.formula(f, created, live if live is not None else out)
+            else:
+                out[f.api_name] = self.computed.rollup(f, out["id"])
+        for name, data_type in drift.items():
+            out[name] = convert(out.get(name), data_type)
+        return out
 
     def render(self, spec: ModuleSpec, rec: dict[str, Any]) -> dict[str, Any]:
         """Internal → API form: datetimes in the OWNER's offset, users as {name, id, email}.
 
         An empty multi-select picklist is ``[]``, never ``null`` (docs/zoho-crm-api.md §4.1): a value with two
         spellings of "empty" could not come back identical from a Bulk Read CSV, whose empty cell is one.
+        Subform and multi-lookup fields are left out: only a single-record read carries them (§2.5).
         """
         owner = rec.get("Owner")
         offset = self.users[owner].offset if isinstance(owner, int) else 0
         out: dict[str, Any] = {}
         for key, value in rec.items():
             f = spec.by_name.get(key)
+            if f is not None and f.data_type in CHILD_TYPES:
+                continue
             if f is not None and value is None and f.data_type == "multiselectpicklist":
                 value = []
             elif f is not None and value is not None:
@@ -241,6 +286,20 @@ class OrgStore:
             out[key] = value
         return out
 
+    def child_arrays(self, spec: ModuleSpec, index: int, full: dict[str, Any]) -> dict[str, list[Any]]:
+        """The subform and multi-lookup arrays of one record, as its single-record read carries them."""
+        arrays: dict[str, list[Any]] = {}
+        for f in spec.child_fields:
+            child = CHILD_OF_FIELD[(spec.api_name, f.api_name)]
+            rows = sorted(self.children.rows(child, index), key=lambda r: int(r["id"]))
+            arrays[f.api_name] = [self.children.in_parent(child, full, row) for row in rows]
+        return arrays
+
+    def owner_offset(self, module: str, index: int) -> int:
+        rec = self.internal(module, index) or {}
+        owner = rec.get("Owner")
+        return self.users[owner].offset if isinstance(owner, int) else 0
+
     def index_of(self, module: str, record_id: str) -> int | None:
         try:
             return self.gen.index_of(self.modules[module].spec, int(record_id))
@@ -248,15 +307,40 @@ class OrgStore:
             return None
 
     def truth(self, module: str) -> dict[str, Any]:
-        """Every live record with every field (id ascending) and the deleted entries."""
+        """Every live record with every list-readable field (id ascending), the deleted entries, and the rows
+        inside the live records: ``children`` by parent field (each row as COQL with every column gives it,
+        plus ``_parent_id``) and, for Deals, ``stage_history`` (docs/zoho-crm-api.md §3.8, §3.9)."""
+        from .coql import select_row
+
         state = self.modules[module]
-        data = [self.rendered(module, index) for _, index in self.stream(module, "id", False, None, None)]
+        live = [index for _, index in self.stream(module, "id", False, None, None)]
+        data = [self.rendered(module, index) for index in live]
         offset = self.users[0].offset
         deleted = [
             {"id": d.id, "deleted_time": render_time(d.deleted_time, offset), "type": d.type}
             for d in sorted(state.deleted.values(), key=lambda d: int(d.id))
         ]
-        return {"data": data, "deleted": deleted}
+        children: dict[str, list[dict[str, Any]]] = {}
+        for f in state.spec.child_fields:
+            child = CHILD_OF_FIELD[(module, f.api_name)]
+            rows = children.setdefault(f.api_name, [])
+            for index, full in zip(live, data, strict=True):
+                assert full is not None
+                for row in sorted(self.children.rows(child, index), key=lambda r: int(r["id"])):
+                    rendered = self.children.render_row(child, full, row)
+                    rows.append({**select_row(child, rendered), "_parent_id": full["id"]})
+        out: dict[str, Any] = {"data": data, "deleted": deleted, "children": children}
+        if module == "Deals":
+            history = []
+            for index, full in zip(live, data, strict=True):
+                assert full is not None
+                owner = self.owner_offset(module, index)
+                for row in self.children.stage_history(index):
+                    history.append(
+                        {**self.children.render_history(full, row, owner), "_parent_id": full["id"]}
+                    )
+            out["stage_history"] = history
+        return out
 
     def deleted_entries(self, module: str, kind: str, since: float | None) -> list[Deleted]:
         """Visible deleted entries, newest first; recycle kept 60 days, permanent 120 (docs/zoho-crm-api.md
@@ -297,18 +381,41 @@ class OrgStore:
             self._derive(rec)
             state.live[index] = rec
             state.version += 1
+            if module == "Deals":
+                self.children.history[index] = []
+                if rec.get("Stage") is not None:
+                    self.children.stage_changed(index, rec, now, by)
             return rec["id"]
 
     def update(self, module: str, record_id: str, data: dict[str, Any], by: int = 0) -> None:
         state = self.modules[module]
         with self._lock:
             index = self._require(module, record_id)
-            rec = dict(self.internal(module, index) or {})
+            before = self.internal(module, index) or {}
+            rec = dict(before)
             rec["Modified_By"] = by
             rec["Modified_Time"] = int(self._now())
             rec.update(self._parse(state.spec, data))
             self._derive(rec)
+            if module == "Deals":
+                # The history derives from the deal's fields until pinned; a Stage change adds a row (§3.9).
+                self.children.freeze_history(index)
+                if rec.get("Stage") != before.get("Stage"):
+                    self.children.stage_changed(index, rec, int(rec["Modified_Time"]), by)
             state.live[index] = rec
+            state.version += 1
+
+    def replace_children(self, module: str, record_id: str, field: str, rows: list[Any], by: int = 0) -> None:
+        """Replace a record's subform rows or links; the parent's Modified_Time moves (docs/zoho-crm-api.md
+        §7.8), as an edit of the record in Zoho's UI would."""
+        state = self.modules[module]
+        child = CHILD_OF_FIELD.get((module, field))
+        if child is None:
+            raise ApiError(400, "INVALID_DATA", "not a subform or multi-lookup field", {"api_name": field})
+        with self._lock:
+            index = self._require(module, record_id)
+            self.children.replace(child, index, rows)
+            self.update(module, record_id, {}, by)
             state.version += 1
 
     def delete(self, module: str, record_id: str, permanent: bool, by: int = 0) -> None:
@@ -342,6 +449,9 @@ class OrgStore:
                     out[key] = value
                     continue
                 raise ApiError(400, "INVALID_DATA", "invalid data", {"api_name": key})
+            if f.data_type in CHILD_TYPES or f.data_type in COMPUTED_TYPES:
+                # Rows go through replace_children; computed values are Zoho's to compute.
+                raise ApiError(400, "INVALID_DATA", "the field is not writable this way", {"api_name": key})
             if value is not None and f.data_type == "datetime":
                 parsed = value if isinstance(value, (int, float)) else parse_time(str(value))
                 if parsed is None:

@@ -43,5 +43,12 @@ def collect(pages: Iterable[list[dict[str, Any]]], fields: Iterable[str]) -> dic
     return result
 
 
+SINGLE_RECORD_ONLY = frozenset({"subform", "multiselectlookup", "multiuserlookup"})
+"""Field types whose values only a single-record read carries (docs/zoho-crm-api.md §2.5)."""
+
+
 def field_names(fields_metadata: list[dict[str, Any]]) -> list[str]:
-    return [field["api_name"] for field in fields_metadata]
+    """The fields a list read can ask for: all but those of :data:`SINGLE_RECORD_ONLY`."""
+    return [
+        field["api_name"] for field in fields_metadata if field.get("data_type") not in SINGLE_RECORD_ONLY
+    ]

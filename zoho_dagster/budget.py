@@ -1,0 +1,189 @@
+"""The daily credit budget: an incremental run estimates its cost before fetching, and stops if it won't fit.
+
+Why: Zoho's credits are a rolling 24-hour allowance shared by every integration of the org
+(docs/zoho-crm-api.md §6.1); a backfill that exhausts them also stops the org's other integrations for up to
+a day. With ``ZOHO_CRM_DAILY_CREDIT_BUDGET`` set, each incremental run asks Zoho how many records its window
+holds (the count API, 1 credit, §3.5; a second count when the window ends in the past, since a count runs
+from an instant to now), turns that into credits with the pricing of the reference, and compares the sum
+with what is left of the budget: the budget less the credits the ledger
+(:mod:`zoho_dagster.postgres.credit_ledger`) recorded in the last 24 hours. Without a budget nothing is
+counted, asked or estimated.
+
+**The estimate** (docs/design.md §3, "Credit budget"), for N records in the window and F listable fields:
+
+- what the run already spent before the estimate: the fields metadata and the count(s), 1 credit each;
+- records API: ceil(F' / 49) passes (each call carries at most 50 fields, §7.2, one of them
+  ``Modified_Time``; F' excludes ``id`` and ``Modified_Time``), each of max(1, ceil(N / 200)) pages, 1 credit
+  a page (§2.2);
+- or, when N is above ``ZOHO_CRM_BULK_THRESHOLD`` and every field is exportable, Bulk Read (§4): the first
+  page of each pass, 2 counts, the fields metadata and the tags list (1 each), then per job of at most
+  200,000 records 1 create + 20 status polls + 1 download = 22 credits. The credit cost of Bulk Read is
+  UNCONFIRMED (§4); the simulator and the client count 1 per call. 20 polls is what the client's growing
+  pause (1 s, then 1.5 times longer each poll, at most 30 s) makes of a job that takes about six minutes;
+- child tables (subforms, multi-select and multi-user lookups): ceil(N / 50) COQL calls per field, batches
+  of 50 parents at 1 credit for up to 200 rows (§3.8), plus the subform module's fields metadata (1);
+- Deals: 1 per deal for its stage history (one related-list call per deal);
+- deletions: 1 (``/deleted`` since the window's start, §3.6).
+
+Slices read in parallel may add one partial page per pass each (docs/design.md §3, "Slices"), and records
+modified while the window is read a few more: the estimate is a floor of that order, not a bound.
+"""
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import dagster as dg
+
+from zoho_dagster.client import LIST_UNSUPPORTED_TYPES, ZohoClient, bulk_exportable
+from zoho_dagster.client.client import BULK_UNSERVED
+from zoho_dagster.postgres import credit_ledger
+from zoho_dagster.postgres.database import resolve_database_url
+from zoho_dagster.postgres.engine import make_engine
+from zoho_dagster.resource import ZohoCRMResource
+from zoho_dagster.settings import DAILY_CREDIT_BUDGET
+
+ESTIMATE_KEY = "zoho/credits_estimated"
+PER_PAGE = 200
+"""Records per page of the records API (docs/zoho-crm-api.md §2.2)."""
+FIELDS_PER_PASS = 49
+"""At most 50 fields per call (§7.2), one of which is ``Modified_Time`` in every pass."""
+COQL_PARENTS = 50
+"""Parents per COQL batch: the ``in`` limit (§3.8)."""
+BULK_JOB_RECORDS = 200_000
+"""Records per Bulk Read job (§4)."""
+BULK_POLLS_PER_JOB = 20
+BULK_CREDITS_PER_JOB = 1 + BULK_POLLS_PER_JOB + 1
+"""Create, status polls and download of one job (module docstring)."""
+STAGE_HISTORY_MODULE = "Deals"
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """What a run of one window would cost, in Zoho API credits, and the figures it was worked out from."""
+
+    records: int
+    passes: int
+    bulk_jobs: int
+    parts: Mapping[str, int] = field(default_factory=dict)
+
+    @property
+    def credits(self) -> int:
+        return sum(self.parts.values())
+
+
+def _passes(fields: Sequence[Mapping[str, Any]]) -> int:
+    others = {
+        str(f.get("api_name")) for f in fields if f.get("api_name") not in (None, "id", "Modified_Time")
+    }
+    return max(1, math.ceil(len(others) / FIELDS_PER_PASS))
+
+
+def _bulk_readable(module: str, listable: Sequence[Mapping[str, Any]]) -> bool:
+    if module in BULK_UNSERVED:
+        return False
+    wanted = [f for f in listable if f.get("api_name") not in ("id", "Modified_Time")]
+    _, refused = bulk_exportable(wanted)
+    return not refused
+
+
+def estimate_credits(
+    module: str,
+    records: int,
+    metadata: Sequence[Mapping[str, Any]],
+    bulk_threshold: int,
+    already_spent: int = 0,
+) -> Estimate:
+    """The credits a run of ``records`` records of ``module`` costs (module docstring), given its fields
+    ``metadata`` (all of them: the listable ones decide the passes, the others the child tables)."""
+    listable = [f for f in metadata if f.get("data_type") not in LIST_UNSUPPORTED_TYPES]
+    passes = _passes(listable)
+    parts = {"metadata_and_counts": already_spent}
+    jobs = 0
+    if 0 < bulk_threshold < records and _bulk_readable(module, listable):
+        jobs = math.ceil(records / BULK_JOB_RECORDS)
+        tags = any(f.get("api_name") == "Tag" for f in listable)
+        parts["records"] = passes + 2 + 1 + int(tags) + jobs * BULK_CREDITS_PER_JOB
+    else:
+        parts["records"] = passes * max(1, math.ceil(records / PER_PAGE))
+    children = [f for f in metadata if f.get("data_type") in LIST_UNSUPPORTED_TYPES]
+    if records and children:
+        batches = math.ceil(records / COQL_PARENTS)
+        subforms = sum(1 for f in children if f.get("data_type") == "subform")
+        parts["child_tables"] = len(children) * batches + subforms
+    if records and module == STAGE_HISTORY_MODULE:
+        parts["stage_history"] = records
+    parts["deletions"] = 1
+    return Estimate(records=records, passes=passes, bulk_jobs=jobs, parts=parts)
+
+
+def window_count(client: ZohoClient, module: str, start: datetime, end: datetime) -> int:
+    """Records with ``start <= Modified_Time < end`` by Zoho's count API: 1 call, 2 when ``end`` is past."""
+    since_start = client.count(module, modified_since=start)
+    if end >= datetime.now(timezone.utc) or since_start == 0:
+        return since_start
+    return max(0, since_start - client.count(module, modified_since=end))
+
+
+def refusal(stream: str, estimate: int, budget: int, spent: int) -> str:
+    """The one sentence of a run the budget stops: both numbers, and the three ways out."""
+    left = max(0, budget - spent)
+    return (
+        f"This run of {stream} would spend about {estimate:,} Zoho API credits but only {left:,} of the "
+        f"daily budget of {budget:,} are left ({spent:,} spent in the last 24 hours); raise "
+        f"{DAILY_CREDIT_BUDGET}, wait until earlier runs leave Zoho's rolling 24-hour window, or sync a "
+        "narrower window (fewer partitions)."
+    )
+
+
+def _database_url(context: dg.AssetExecutionContext, zoho_crm: ZohoCRMResource) -> str:
+    """The IO manager's database (where runs record their credits), else the resource's, else the default."""
+    io_manager = getattr(context.resources, "io_manager", None)
+    url = getattr(io_manager, "database_url", None) or zoho_crm.database_url
+    return resolve_database_url(url, context.log.info)
+
+
+def check_credit_budget(
+    context: dg.AssetExecutionContext,
+    zoho_crm: ZohoCRMResource,
+    client: ZohoClient,
+    stream: str,
+    module: str,
+    window: tuple[datetime, datetime],
+    metadata: Sequence[Mapping[str, Any]],
+) -> Estimate | None:
+    """Stop the run before it fetches a record if its estimate exceeds what is left of the daily budget.
+
+    Does nothing (not even a count) without ``ZOHO_CRM_DAILY_CREDIT_BUDGET``. Otherwise the estimate goes in
+    the materialization's metadata (``zoho/credits_estimated``, beside the ``api_credits`` actually spent),
+    or, when it does not fit, the run fails with :func:`refusal`'s sentence, after recording what it spent.
+    """
+    settings = zoho_crm.settings()
+    budget = settings.daily_credit_budget
+    if budget is None:
+        return None
+    records = window_count(client, module, *window)
+    estimate = estimate_credits(module, records, metadata, settings.bulk_threshold, client.stats.credits)
+    engine = make_engine(_database_url(context, zoho_crm))
+    spent = credit_ledger.spent_since(engine)
+    facts = {
+        ESTIMATE_KEY: estimate.credits,
+        "zoho/credit_budget": budget,
+        "zoho/credits_spent_24h": spent,
+        "zoho/records_in_window": records,
+    }
+    if estimate.credits > budget - spent:
+        credit_ledger.record(engine, context.run_id, stream, client.stats.credits)
+        raise dg.Failure(
+            description=refusal(stream, estimate.credits, budget, spent),
+            metadata={**facts, "zoho/estimate_parts": dg.MetadataValue.json(dict(estimate.parts))},
+            allow_retries=False,
+        )
+    context.add_output_metadata(facts)
+    context.log.info(
+        f"{stream}: about {estimate.credits:,} credits for {records:,} records "
+        f"({budget - spent:,} of the daily budget of {budget:,} left)."
+    )
+    return estimate
