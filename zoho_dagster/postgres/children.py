@@ -28,7 +28,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 
-from zoho_dagster.client.children import LINK, PARENT_KEY, ChildField
+from zoho_dagster.client.children import LINK, PARENT_KEY, RELATED, ChildField
 from zoho_dagster.postgres import schema as sc
 from zoho_dagster.postgres.tables import TableName
 from zoho_dagster.record_stream import ChildRows, RecordStream
@@ -36,6 +36,8 @@ from zoho_dagster.record_stream import ChildRows, RecordStream
 PARENT_BATCH = 5000
 """Staged parent ids read (and handed to the child reader) at a time: bounded memory, few round trips."""
 PARENT_COLUMN = "_parent_id"
+STAGE_FIELD = "Stage"
+"""The parent field whose change adds a stage-history row (docs/zoho-crm-api.md §3.9)."""
 
 Copy = Callable[[sa.Connection, sa.Table, Iterable[str]], int]
 Prepare = Callable[[sa.Connection, TableName, list[dict]], tuple[sa.Table, list[sc.Column]]]
@@ -54,6 +56,8 @@ class StagedChild:
     stage: sa.Table
     columns: list[sc.Column]
     received: int = 0
+    fetched: sa.Table | None = None
+    """The parents whose rows were read when not all staged parents' were (stage history); ``None``: all."""
 
 
 def child_table_name(target: TableName, suffix: str) -> TableName:
@@ -183,12 +187,89 @@ def stage_children(
         columns = sc.plan_columns(child.fields, {})
         table = _stage_table(index, columns)
         table.create(conn)
-        staged.append(StagedChild(child, child_table(target, children, child), table, columns))
+        item = StagedChild(child, child_table(target, children, child), table, columns)
+        if child.kind == RELATED:
+            item.fetched = _fetched_table(index)
+            item.fetched.create(conn)
+        staged.append(item)
     seq = [0]
     for ids in _staged_parent_ids(conn, stage):
         for item in staged:
-            item.received += copy(conn, item.stage, _lines(item, children.rows(item.child, ids), report, seq))
+            wanted = ids
+            if item.fetched is not None:
+                wanted = _history_due(conn, stream, stage, target, item, ids)
+                copy(conn, item.fetched, (f"{sc.copy_escape(parent)}\n" for parent in wanted))
+            if wanted:
+                pages = children.rows(item.child, wanted)
+                item.received += copy(conn, item.stage, _lines(item, pages, report, seq))
     return staged
+
+
+def _fetched_table(index: int) -> sa.Table:
+    return sa.Table(
+        f"_zd_child_{index}_parents",
+        sa.MetaData(),
+        sa.Column("id", sa.Text()),
+        prefixes=["TEMPORARY"],
+        postgresql_on_commit="DROP",
+    )
+
+
+def _column_of(conn: sa.Connection, table: TableName, key: tuple[str, str]) -> str | None:
+    """The column of an existing ``table`` that holds the field ``key`` (its comment), or ``None``."""
+    inspector = sa.inspect(conn)
+    if not inspector.has_table(table.name, schema=table.schema):
+        return None
+    for column in inspector.get_columns(table.name, table.schema):
+        if sc.parse_comment(column.get("comment")) == key:
+            return str(column["name"])
+    return None
+
+
+def _history_due(
+    conn: sa.Connection,
+    stream: RecordStream,
+    stage: sa.Table,
+    target: TableName,
+    item: StagedChild,
+    ids: Sequence[str],
+) -> list[str]:
+    """The staged deals whose stage history must be read: one call each, so only where it can have changed.
+
+    A deal's history gains a row when its ``Stage`` changes (docs/zoho-crm-api.md §3.9), so a deal the table
+    already holds with the same ``Stage`` and with history rows keeps them; a new deal, a changed ``Stage``
+    or a deal without stored history is read. A change away and back between two syncs is not seen until
+    the stage changes again.
+    """
+    staged_columns = sc.plan_columns(stream.fields, {})
+    position = next((i for i, column in enumerate(staged_columns) if column.key == (STAGE_FIELD, "")), None)
+    stored_stage = _column_of(conn, target, (STAGE_FIELD, ""))
+    history = item.target
+    if (
+        position is None
+        or stored_stage is None
+        or not sa.inspect(conn).has_table(history.name, history.schema)
+    ):
+        return list(ids)
+    parent = sa.Table(
+        target.name,
+        sa.MetaData(),
+        sa.Column("id", sa.Text()),
+        sa.Column(stored_stage, sa.Text()),
+        schema=target.schema,
+    )
+    rows = sa.Table(history.name, sa.MetaData(), sa.Column(PARENT_COLUMN, sa.Text()), schema=history.schema)
+    unchanged = (
+        sa.select(parent.c.id)
+        .where(
+            parent.c.id == stage.c.id,
+            parent.c[stored_stage].is_not_distinct_from(stage.c[f"c{position}"]),
+            sa.exists().where(rows.c[PARENT_COLUMN] == stage.c.id),
+        )
+        .exists()
+    )
+    query = sa.select(stage.c.id).distinct().where(stage.c.id.in_(list(ids)), sa.not_(unchanged))
+    return [str(value) for value in conn.execute(query).scalars()]
 
 
 def _create(conn: sa.Connection, staged: StagedChild) -> None:
@@ -226,8 +307,10 @@ def _target_table(
 def _replace(
     conn: sa.Connection, table: sa.Table, columns: Sequence[sc.Column], staged: StagedChild, parents: sa.Table
 ) -> None:
-    """Delete the rows of every staged parent, then insert the staged rows (newest staging per id)."""
-    conn.execute(sa.delete(table).where(table.c[PARENT_COLUMN].in_(sa.select(parents.c.id))))
+    """Delete the rows of every parent whose rows were read, then insert the staged rows (newest staging per
+    id)."""
+    replaced = staged.fetched if staged.fetched is not None else parents
+    conn.execute(sa.delete(table).where(table.c[PARENT_COLUMN].in_(sa.select(replaced.c.id))))
     by_key = {column.key: column.name for column in columns}
     names = [by_key[column.key] for column in staged.columns]
     stage = staged.stage

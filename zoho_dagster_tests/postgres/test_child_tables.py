@@ -445,3 +445,31 @@ def test_sync_refused_while_children_are_read_leaves_parent_and_children_as_they
     failure = next(e for e in result.all_events if e.is_step_failure)
     assert "ZohoCRM.coql.READ" in failure.step_failure_data.error.message
     assert (table(database_url, "quotes"), table(database_url, "quotes__quoted_items")) == before
+
+
+def test_stage_history_is_read_again_only_for_deals_whose_stage_changed(zoho: Any, database_url: str) -> None:
+    """One related-list call per deal is the price (docs/zoho-crm-api.md §3.9), so a re-sync reads the history
+    of a deal only when its Stage changed; the table still equals the truth for every synced deal."""
+    anchor = anchor_days_ago(20)
+    deals = assets_by_name(anchor)["deals"]
+    materialize([deals], anchor, today())
+    truth = zoho.control.truth("Deals")
+    synced = sorted(synced_parents(truth, midnight(anchor)))
+    by_id = {str(r["id"]): r for r in truth["data"]}
+    quiet, moved = synced[0], synced[1]
+    new_stage = next(stage for stage in ("Closed Won", "Closed Lost") if stage != by_id[moved]["Stage"])
+    zoho.control.update("Deals", quiet, {"Amount": 4321.0})  # modified, same Stage
+    zoho.control.update("Deals", moved, {"Stage": new_stage})  # a new history row in Zoho
+
+    def history_calls() -> int:
+        by_endpoint = zoho.control.stats()["by_endpoint"]
+        return sum(n for key, n in by_endpoint.items() if key.endswith("/Stage_History"))
+
+    zoho.control.reset_stats()
+    materialize([deals], anchor, today())  # every synced deal again, two of them modified
+    assert history_calls() == 1  # the moved deal's; none for the other deals, the quiet one included
+    truth = zoho.control.truth("Deals")
+    parents = synced_parents(truth, midnight(anchor))
+    history = [row for row in truth["stage_history"] if row["_parent_id"] in parents]
+    assert any(row["_parent_id"] == moved and row["Stage"] == new_stage for row in history)
+    assert assert_child_table_equals_truth(zoho, database_url, "Deals", "Stage_History", history, parents)
