@@ -50,17 +50,6 @@ KEPT_COMMENT_PREFIX = "zoho-kept:"
 """Comment of a renamed old column: not ``zoho:``, so no field maps to it again (schema.parse_comment)."""
 _DDL_LOCK_KEY = 0x7A645F6472696674  # an arbitrary constant: serialises the CREATE ... IF NOT EXISTS below
 
-_KINDS = {
-    "text": "text",
-    "bigint": "bigint",
-    "numeric": "numeric",
-    "boolean": "boolean",
-    "date": "date",
-    "timestamp with time zone": "timestamptz",
-    "text[]": "text[]",
-    "jsonb": "jsonb",
-}
-"""Postgres' ``format_type`` → the writer's column kinds (schema._TYPES)."""
 _SUFFIXES = {"text[]": "text_array"}
 
 LOSSLESS: dict[tuple[str, str], str] = {
@@ -135,7 +124,7 @@ def _stored_types(conn: sa.Connection, target: TableName) -> dict[str, str]:
 
 
 def _wanted_type(column: sc.Column) -> str:
-    return next(name for name, kind in _KINDS.items() if kind == column.kind)
+    return next(name for name, kind in sc.KIND_OF_SQL_TYPE.items() if kind == column.kind)
 
 
 def migrate_types(conn: sa.Connection, table: sa.Table, planned: Sequence[sc.Column]) -> list[Migration]:
@@ -152,7 +141,7 @@ def migrate_types(conn: sa.Connection, table: sa.Table, planned: Sequence[sc.Col
         new = _wanted_type(column)
         if old is None or old == new:
             continue
-        old_kind = _KINDS.get(old, old)
+        old_kind = sc.KIND_OF_SQL_TYPE.get(old, old)
         using = LOSSLESS.get((old_kind, column.kind))
         if using is not None:
             _alter_in_place(conn, table, column, using)

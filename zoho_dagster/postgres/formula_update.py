@@ -34,17 +34,6 @@ from zoho_dagster.postgres.tables import TableName
 REFRESHED_TYPES = frozenset({"formula", "rollup_summary", "autonumber"})
 """Data types whose values change without a new ``Modified_Time`` (auto-numbers: when renumbered)."""
 
-_KINDS = {
-    "text": "text",
-    "bigint": "bigint",
-    "numeric": "numeric",
-    "boolean": "boolean",
-    "date": "date",
-    "timestamp with time zone": "timestamptz",
-    "text[]": "text[]",
-    "jsonb": "jsonb",
-}
-"""A column's SQL type → the kind :func:`~zoho_dagster.postgres.schema.render_value` renders for it."""
 
 Pages = Iterable[list[dict[str, Any]]]
 
@@ -96,7 +85,7 @@ def _target(
         if key[0] == cursor_field:
             cursor = column["name"]
         elif key[0] in fields:
-            kind = _KINDS.get(str(column["type"].compile(dialect=conn.dialect)).lower())
+            kind = sc.KIND_OF_SQL_TYPE.get(str(column["type"].compile(dialect=conn.dialect)).lower())
             if kind is not None:
                 columns[key[0]] = (column["name"], kind)
     return _Target(cursor, columns) if cursor else None

@@ -584,6 +584,18 @@ _CONVERTERS: dict[str, Callable[[Any], str]] = {
     "text[]": _array_text,
     "jsonb": json_text,
 }
+KIND_OF_SQL_TYPE = {
+    "text": "text",
+    "bigint": "bigint",
+    "numeric": "numeric",
+    "boolean": "boolean",
+    "date": "date",
+    "timestamp with time zone": "timestamptz",
+    "text[]": "text[]",
+    "jsonb": "jsonb",
+}
+"""A stored column's type as Postgres names it (``information_schema``/SQLAlchemy's compile, lower case) →
+the column kind of this module: how type drift and the formula refresh read an existing table's types."""
 _EMPTY_IS_NULL = frozenset({"date", "timestamptz", "bigint", "numeric", "boolean"})
 
 
