@@ -183,6 +183,7 @@ def stage_children(
     sa.Index(index_name, stage.c.id).create(conn)
     conn.exec_driver_sql(f"ANALYZE {conn.dialect.identifier_preparer.format_table(stage)}")
     staged = []
+    due: dict[int, sa.Select[tuple[Any]] | None] = {}
     for index, child in enumerate(children.fields):
         columns = sc.plan_columns(child.fields, {})
         table = _stage_table(index, columns)
@@ -191,13 +192,16 @@ def stage_children(
         if child.kind == RELATED:
             item.fetched = _fetched_table(index)
             item.fetched.create(conn)
+            due[index] = _history_due(conn, stream, stage, target, item.target)
         staged.append(item)
     seq = [0]
     for ids in _staged_parent_ids(conn, stage):
-        for item in staged:
+        for index, item in enumerate(staged):
             wanted = ids
             if item.fetched is not None:
-                wanted = _history_due(conn, stream, stage, target, item, ids)
+                query = due[index]
+                if query is not None:
+                    wanted = [str(v) for v in conn.execute(query.where(stage.c.id.in_(ids))).scalars()]
                 copy(conn, item.fetched, (f"{sc.copy_escape(parent)}\n" for parent in wanted))
             if wanted:
                 pages = children.rows(item.child, wanted)
@@ -227,14 +231,10 @@ def _column_of(conn: sa.Connection, table: TableName, key: tuple[str, str]) -> s
 
 
 def _history_due(
-    conn: sa.Connection,
-    stream: RecordStream,
-    stage: sa.Table,
-    target: TableName,
-    item: StagedChild,
-    ids: Sequence[str],
-) -> list[str]:
-    """The staged deals whose stage history must be read: one call each, so only where it can have changed.
+    conn: sa.Connection, stream: RecordStream, stage: sa.Table, target: TableName, history: TableName
+) -> sa.Select[tuple[Any]] | None:
+    """The staged deals whose stage history must be read (one call each), as a query to narrow to a batch of
+    ids; ``None`` when every staged deal's must be (nothing stored to compare with). Built once per run.
 
     A deal's history gains a row when its ``Stage`` changes (docs/zoho-crm-api.md §3.9), so a deal the table
     already holds with the same ``Stage`` and with history rows keeps them; a new deal, a changed ``Stage``
@@ -244,13 +244,12 @@ def _history_due(
     staged_columns = sc.plan_columns(stream.fields, {})
     position = next((i for i, column in enumerate(staged_columns) if column.key == (STAGE_FIELD, "")), None)
     stored_stage = _column_of(conn, target, (STAGE_FIELD, ""))
-    history = item.target
     if (
         position is None
         or stored_stage is None
         or not sa.inspect(conn).has_table(history.name, history.schema)
     ):
-        return list(ids)
+        return None
     parent = sa.Table(
         target.name,
         sa.MetaData(),
@@ -268,8 +267,7 @@ def _history_due(
         )
         .exists()
     )
-    query = sa.select(stage.c.id).distinct().where(stage.c.id.in_(list(ids)), sa.not_(unchanged))
-    return [str(value) for value in conn.execute(query).scalars()]
+    return sa.select(stage.c.id).distinct().where(sa.not_(unchanged))
 
 
 def _create(conn: sa.Connection, staged: StagedChild) -> None:

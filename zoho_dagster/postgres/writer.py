@@ -92,20 +92,14 @@ class _Renderer:
 
     report: sc.ValueReport
     cursor_field: str | None
+    columns: Sequence[sc.Column]
     unreadable: dict[str, Any] = field(default_factory=dict)
     """Up to :data:`NAMED_RECORDS` ids whose cursor value could not be read, with that value."""
     unreadable_total: int = 0
-    _plans: dict[int, tuple[Sequence[sc.Column], list[tuple[sc.Column, Callable[[Any], str]]]]] = field(
-        default_factory=dict
-    )
-    """Each column list's renderers (:func:`~zoho_dagster.postgres.schema.value_renderer`), made once; the
-    list is kept with them so that its ``id`` cannot be reused by another list while this renderer lives."""
 
-    def value(self, record_id: str, column: sc.Column, value: Any) -> str:
-        try:
-            return sc.render_value(column, value)
-        except sc.BadValueError as error:
-            return self._refused(record_id, column, value, error)
+    def __post_init__(self) -> None:
+        # Each column's renderer (schema.value_renderer), decided once for the run's every record.
+        self._plan = [(column, sc.value_renderer(column)) for column in self.columns]
 
     def _refused(self, record_id: str, column: sc.Column, value: Any, error: sc.BadValueError) -> str:
         self.report.reject(record_id, column.api_name, value, str(error))
@@ -115,13 +109,7 @@ class _Renderer:
                 self.unreadable.setdefault(record_id, value)
         return sc.NULL
 
-    def _plan(self, columns: Sequence[sc.Column]) -> list[tuple[sc.Column, Callable[[Any], str]]]:
-        known = self._plans.get(id(columns))
-        if known is None:
-            known = self._plans[id(columns)] = (columns, [(c, sc.value_renderer(c)) for c in columns])
-        return known[1]
-
-    def record_line(self, seq: int, record: Mapping[str, Any], columns: Sequence[sc.Column]) -> str:
+    def record_line(self, seq: int, record: Mapping[str, Any]) -> str:
         """One COPY line: the cleaned id, the typed values and ``_raw`` (replacement rule applied)."""
         clean = sc.clean_record(record)
         record_id = str(clean.values["id"])
@@ -129,7 +117,7 @@ class _Renderer:
             self.report.replace(record_id, name, count, clean.values.get(name))
         get = clean.values.get
         line = [str(seq), sc.copy_escape(record_id)]
-        for column, render in self._plan(columns):
+        for column, render in self._plan:
             value = get(column.api_name)
             try:
                 line.append(render(value))
@@ -139,7 +127,7 @@ class _Renderer:
         return "\t".join(line) + "\n"
 
 
-def _record_lines(stream: RecordStream, columns: Sequence[sc.Column], renderer: _Renderer) -> Iterator[str]:
+def _record_lines(stream: RecordStream, renderer: _Renderer) -> Iterator[str]:
     """One COPY line per record, pulled page by page so only about one page is in memory."""
     seq = 0
     for page in stream.pages:
@@ -154,7 +142,7 @@ def _record_lines(stream: RecordStream, columns: Sequence[sc.Column], renderer: 
                 raise SyncInputError(
                     f"Record {seq} of stream {stream.stream} has no id; nothing was written."
                 )
-            yield renderer.record_line(seq, record, columns)
+            yield renderer.record_line(seq, record)
 
 
 def _deletion_lines(pages: Iterable[list[dict]], stream: str, report: sc.ValueReport) -> Iterator[str]:
@@ -379,11 +367,11 @@ def write_stream(
     full_refresh = stream.mode == "full-refresh"
     result = WriteResult(table=target)
     stage_columns = sc.plan_columns(stream.fields, {})
-    renderer = _Renderer(result.values, None if full_refresh else cursor_field)
+    renderer = _Renderer(result.values, None if full_refresh else cursor_field, stage_columns)
     with engine.begin() as conn:
         stage = _stage_table(stage_columns)
         stage.create(conn)
-        result.received = copy_lines(conn, stage, _record_lines(stream, stage_columns, renderer))
+        result.received = copy_lines(conn, stage, _record_lines(stream, renderer))
         deleted = None
         deletions = deletions or stream.deletions
         if deletions is not None and not full_refresh:

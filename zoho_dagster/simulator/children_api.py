@@ -9,7 +9,7 @@ from typing import Any
 from .children import STAGE_HISTORY_FIELDS
 from .context import Request
 from .errors import ApiError, EmptyResponse, invalid_module
-from .records_api import DISCRETE_LIMIT, MAX_PER_PAGE, requested_fields, resolve_module
+from .records_api import MAX_PER_PAGE, discrete_page, requested_fields, resolve_module
 from .schema import CHILD_MODULES_BY_NAME, ModuleSpec
 
 
@@ -48,15 +48,8 @@ def list_rows(req: Request, name: str) -> tuple[int, Any]:
         tok = req.sim.page_tokens.redeem(presented, req.org.org_id, req.user.id, binding, req.now)
         after, served, skip = tok.after[0], tok.served, 0
     else:
-        page = req.int_param("page", 1)
-        if page * per_page > DISCRETE_LIMIT:
-            raise ApiError(
-                400,
-                "DISCRETE_PAGINATION_LIMIT_EXCEEDED",
-                "You can only get the first 2000 records without using page_token param",
-                {"limit": DISCRETE_LIMIT},
-            )
-        served = skip = (page - 1) * per_page
+        page, skip = discrete_page(req, per_page)
+        served = skip
     store = req.org.store
     stream = store.children.stream(spec, sort_order == "desc", after)
     items = list(islice(stream, skip, skip + per_page + 1))
@@ -107,21 +100,14 @@ def related(req: Request, name: str, record_id: str, related_list: str) -> tuple
         )
     fields = requested_fields(req, set(STAGE_HISTORY_FIELDS))
     per_page = req.int_param("per_page", MAX_PER_PAGE, MAX_PER_PAGE)
-    page = req.int_param("page", 1)
-    if page * per_page > DISCRETE_LIMIT:
-        raise ApiError(
-            400,
-            "DISCRETE_PAGINATION_LIMIT_EXCEEDED",
-            "You can only get the first 2000 records without using page_token param",
-            {"limit": DISCRETE_LIMIT},
-        )
+    page, skip = discrete_page(req, per_page)
     store = req.org.store
     index = store.index_of("Deals", record_id)
     deal = store.rendered("Deals", index) if index is not None else None
     if index is None or deal is None:
         raise ApiError(400, "INVALID_DATA", "the related id given seems to be invalid", {"id": record_id})
     rows = list(reversed(store.children.stage_history(index)))
-    chunk = rows[(page - 1) * per_page : page * per_page]
+    chunk = rows[skip : skip + per_page]
     if not chunk:
         raise EmptyResponse(204)
     offset = store.owner_offset("Deals", index)

@@ -50,6 +50,20 @@ def requested_fields(req: Request, allowed: set[str]) -> list[str]:
     return names
 
 
+def discrete_page(req: Request, per_page: int) -> tuple[int, int]:
+    """``page`` and how many records it skips, refusing pages past the first 2,000 records
+    (docs/zoho-crm-api.md §2.2); shared by the records, subform-module and related-list endpoints."""
+    page = req.int_param("page", 1)
+    if page * per_page > DISCRETE_LIMIT:
+        raise ApiError(
+            400,
+            "DISCRETE_PAGINATION_LIMIT_EXCEEDED",
+            "You can only get the first 2000 records without using page_token param",
+            {"limit": DISCRETE_LIMIT},
+        )
+    return page, (page - 1) * per_page
+
+
 def _fields(req: Request, spec: ModuleSpec, single: bool = False) -> list[str]:
     names = requested_fields(req, set(spec.by_name) | _dollar_keys(spec))
     for name in names:
@@ -111,15 +125,8 @@ def list_records(req: Request, name: str) -> tuple[int, Any]:
         after, served, skip = tok.after, tok.served, 0
         limit = min(per_page, cap - served)
     else:
-        page = req.int_param("page", 1)
-        if page * per_page > DISCRETE_LIMIT:
-            raise ApiError(
-                400,
-                "DISCRETE_PAGINATION_LIMIT_EXCEEDED",
-                "You can only get the first 2000 records without using page_token param",
-                {"limit": DISCRETE_LIMIT},
-            )
-        served = skip = (page - 1) * per_page
+        page, skip = discrete_page(req, per_page)
+        served = skip
         limit = per_page
     stream = store.stream(spec.api_name, sort_by, sort_order == "desc", since, after)
     items = list(islice(stream, skip, skip + limit + 1))
