@@ -223,7 +223,9 @@ def _fill_from_raw(conn: sa.Connection, table: sa.Table, column: sc.Column) -> i
     query = sa.select(table.c.id, raw[column.api_name]).where(raw.has_key(column.api_name))
     rows = conn.execute(query.execution_options(yield_per=10_000))  # one batch in memory at a time
     refused = [0]
-    copy_lines(conn, fill, _fill_lines(rows, column, refused))
+    # A COPY per batch: the server-side cursor and a COPY cannot share the connection at the same moment.
+    for batch in rows.partitions():
+        copy_lines(conn, fill, _fill_lines(batch, column, refused))
     conn.execute(sa.update(table).where(table.c.id == fill.c.id).values({column.name: fill.c.v}))
     fill.drop(conn)
     return refused[0]

@@ -81,6 +81,8 @@ def handle(
         if "mc_status" in body:
             org.mc_status = bool(body["mc_status"])
         return 200, {"mc_status": org.mc_status}
+    if route == ("POST", "warm", 2):
+        return 200, {"rendered": org.store.warm(_module(parts[1]))}
     if route == ("GET", "stats", 1):
         return 200, sim.stats.snapshot(sim.accounts.grant_count)
     if route == ("POST", "stats", 2) and parts[1] == "reset":

@@ -67,6 +67,11 @@ class SimulatorControl:
         """Switch multi-currency on or off (`/org`'s `mc_status`, `/org/currencies`)."""
         self._call("POST", "org", {"mc_status": mc_status}, org)
 
+    def warm(self, module: str, org: str | None = None) -> int:
+        """Render every generated record of ``module`` and keep them all (the benchmarks' data at rest);
+        returns how many. About 0.3 ms a Lead on one core."""
+        return int(self._call("POST", f"warm/{module}", None, org)["rendered"])
+
     def stats(self) -> dict[str, Any]:
         return dict(self._call("GET", "stats"))
 

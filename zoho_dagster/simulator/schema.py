@@ -7,6 +7,7 @@ more than 50 fields so that clients must split `fields` into batches (docs/zoho-
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 JSON_TYPES: dict[str, str] = {
     "text": "string",
@@ -116,12 +117,12 @@ class ModuleSpec:
             return MODULES_BY_NAME[self.parent].scope_name
         return "custom" if self.generated_type == "custom" else self.api_name.lower()
 
-    @property
+    @cached_property
     def child_fields(self) -> tuple[FieldSpec, ...]:
         """The fields holding other modules' rows (subform, multi-select and multi-user lookups)."""
         return tuple(f for f in self.fields if f.data_type in CHILD_TYPES)
 
-    @property
+    @cached_property
     def computed_fields(self) -> tuple[FieldSpec, ...]:
         return tuple(f for f in self.fields if f.data_type in COMPUTED_TYPES)
 

@@ -118,3 +118,21 @@ def test_scales_to_a_million_records() -> None:
             {"If-Modified-Since": "2000-01-01T00:00:00+00:00"},
         )
         assert resp.status_code == 200 and resp.json()["info"]["count"] == 200
+
+
+def test_warm_keeps_every_generated_record_and_changes_no_answer(sim: RunningSimulator) -> None:
+    """The benchmarks warm Leads before timing: what a client reads must be the same before and after."""
+    org, tok = sim.primary, token(sim.primary)
+    created = sim.control.create("Leads", {"Last_Name": "Edited in", "Email": "edit@example.com"})
+    generated = [r["id"] for r in sim.control.truth("Leads")["data"] if r["id"] != created]
+    sim.control.delete("Leads", generated[0])
+    params = {"fields": "Last_Name,Email,Owner,Modified_Time,Lead_Status", "per_page": 200}
+
+    def pages() -> list[object]:
+        return [
+            get(org, "/crm/v6/Leads", tok, {**params, "page": page}).json()["data"] for page in (1, 2, 3)
+        ]
+
+    before = pages()
+    assert sim.control.warm("Leads") == len(generated) - 1  # neither the created nor the deleted record
+    assert pages() == before
