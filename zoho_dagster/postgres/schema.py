@@ -49,6 +49,7 @@ cannot be stored in jsonb: ``_raw`` holds them as the strings ``"NaN"``, ``"Infi
 and a numeric column rejects them. Otherwise ``_raw`` is the record exactly as Zoho sent it.
 """
 
+import functools
 import hashlib
 import json
 import math
@@ -406,6 +407,7 @@ BIGINT_RANGE = (-(2**63), 2**63 - 1)
 NUMERIC_INTEGER_DIGITS = 131_072
 NUMERIC_FRACTION_DIGITS = 16_383
 MAX_OFFSET_HOURS = 15
+_MAX_OFFSET_HOURS_TEXT = f"{MAX_OFFSET_HOURS:02d}"
 _DATE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
 _DATETIME = re.compile(
     r"([0-9]{4}-[0-9]{2}-[0-9]{2})"  # the date
@@ -470,12 +472,16 @@ def _scalar_text(value: Any) -> str:
     return str(value)
 
 
+@functools.lru_cache(maxsize=8192)
 def _real_date(text: str) -> bool:
+    """Whether ``text`` is a calendar date. Cached: a sync's dates and date-times fall on a few hundred days,
+    and this check ran for every one of them."""
     match = _DATE.fullmatch(text)
     if match is None:
         return False
+    year, month, day = match.groups()
     try:
-        date(*(int(group) for group in match.groups()))
+        date(int(year), int(month), int(day))
     except ValueError:
         return False
     return True
@@ -492,18 +498,20 @@ def _datetime_text(value: Any) -> str:
     match = _DATETIME.fullmatch(value) if isinstance(value, str) else None
     if match is None:
         raise BadValueError("not an ISO-8601 date-time with an offset")
-    day, hour, minute, second, fraction, zulu, sign, offset_hours, offset_minutes = match.groups()
+    day, hour, minute, second, fraction, zulu, _sign, offset_hours, offset_minutes = match.groups()
+    # Two ASCII digits each, so comparing the texts compares the numbers (and costs no int()).
     valid = (
         _real_date(day)
-        and int(hour) <= 23
-        and int(minute) <= 59
-        and int(second) <= 59
-        and (zulu is not None or (int(offset_hours) <= MAX_OFFSET_HOURS and int(offset_minutes) <= 59))
+        and hour <= "23"
+        and minute <= "59"
+        and second <= "59"
+        and (zulu is not None or (offset_hours <= _MAX_OFFSET_HOURS_TEXT and offset_minutes <= "59"))
     )
     if not valid:
         raise BadValueError("not an ISO-8601 date-time with an offset")
-    offset = "+00:00" if zulu else f"{sign}{offset_hours}:{offset_minutes}"
-    return f"{day}T{hour}:{minute}:{second}{fraction or ''}{offset}"
+    if zulu:
+        return f"{day}T{hour}:{minute}:{second}{fraction or ''}+00:00"
+    return value  # the pattern matched all of it, offset already spelled ±HH:MM
 
 
 def _integer_value(value: Any) -> int | None:
@@ -539,7 +547,19 @@ def _number_source(value: Any) -> str | None:
 
 
 def _number_text(value: Any) -> str:
-    """Positional notation (no exponent), which every Postgres version reads the same way."""
+    """Positional notation (no exponent), which every Postgres version reads the same way.
+
+    The common JSON numbers skip the Decimal round trip, with the same text as a result: a bigint-sized
+    integer is its own decimal text, and a finite float whose ``repr`` has no exponent is already positional
+    with only the digits Decimal would keep.
+    """
+    kind = type(value)
+    if kind is int and BIGINT_RANGE[0] <= value <= BIGINT_RANGE[1]:
+        return str(value)
+    if kind is float and math.isfinite(value):
+        text = repr(value)
+        if "e" not in text:
+            return text
     source = _number_source(value)
     try:
         number = Decimal(source) if source is not None else None

@@ -99,7 +99,7 @@ class _Renderer:
 
     def __post_init__(self) -> None:
         # Each column's renderer (schema.value_renderer), decided once for the run's every record.
-        self._plan = [(column, sc.value_renderer(column)) for column in self.columns]
+        self._plan = [(column.api_name, column, sc.value_renderer(column)) for column in self.columns]
 
     def _refused(self, record_id: str, column: sc.Column, value: Any, error: sc.BadValueError) -> str:
         self.report.reject(record_id, column.api_name, value, str(error))
@@ -117,12 +117,13 @@ class _Renderer:
             self.report.replace(record_id, name, count, clean.values.get(name))
         get = clean.values.get
         line = [str(seq), sc.copy_escape(record_id)]
-        for column, render in self._plan:
-            value = get(column.api_name)
+        append = line.append
+        for name, column, render in self._plan:
+            value = get(name)
             try:
-                line.append(render(value))
+                append(render(value))
             except sc.BadValueError as error:
-                line.append(self._refused(record_id, column, value, error))
+                append(self._refused(record_id, column, value, error))
         line.append(sc.copy_escape(clean.raw))
         return "\t".join(line) + "\n"
 
@@ -257,16 +258,16 @@ def _merge(
     if stage_cursor is not None:
         order.append(stage.c[f"c{stage_columns.index(stage_cursor)}"].desc().nulls_last())
     order.append(stage.c._seq.desc())
-    source = (
-        sa.select(
-            stage.c.id,
-            *[stage.c[f"c{i}"] for i in range(len(stage_columns))],
-            stage.c._raw,
-            sa.func.now(),
-        )
-        .distinct(stage.c.id)
-        .order_by(*order)
-    )
+    # The newest version of each id is chosen by a sort of narrow rows (id, cursor, _seq) and the staged rows
+    # are then taken by _seq. Sorting the whole staged rows instead (70 columns and _raw, a few KB each)
+    # spilled hundreds of MB to disk on a 100,000-record backfill.
+    newest = sa.select(stage.c._seq).distinct(stage.c.id).order_by(*order)
+    source = sa.select(
+        stage.c.id,
+        *[stage.c[f"c{i}"] for i in range(len(stage_columns))],
+        stage.c._raw,
+        sa.func.now(),
+    ).where(stage.c._seq.in_(newest))
     insert = pg.insert(table).from_select(["id", *names, "_raw", "_zoho_synced_at"], source)
     excluded = insert.excluded
     updates: dict[str, Any] = {name: excluded[name] for name in names}
