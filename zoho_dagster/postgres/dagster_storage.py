@@ -44,10 +44,9 @@ class ZohoDagsterStorage(DagsterPostgresStorage):
         environment.export_dagster_storage_url(url)
         # Other processes rebuild the storages from this data: they read the URL from the environment, so no
         # password is written into a serialised instance reference.
+        # They rebuild it through this class, so that their storages keep connections open too.
         data = ConfigurableClassData(
-            "dagster_postgres",
-            "DagsterPostgresStorage",
-            yaml.safe_dump({"postgres_url": {"env": STORAGE_URL_VARIABLE}}),
+            __name__, cls.__name__, yaml.safe_dump({"postgres_url": {"env": STORAGE_URL_VARIABLE}})
         )
         storage = DagsterPostgresStorage(
             postgres_url=url,
@@ -67,7 +66,7 @@ def keep_connections_open(storage: DagsterPostgresStorage) -> None:
     opened and closed per run: seconds of a benchmark's wall time (README, Benchmarks). This is the pooled
     engine the webserver gets from the same storages (``optimize_for_webserver``): one connection held per
     storage, more opened for concurrent threads and closed when returned, connections recycled hourly, and no
-    statement timeout (0), since a run's own queries may legitimately be long.
+    statement timeout (0), since a run's own queries may legitimately be long (docs/dagster.md §2).
     """
     for part in (storage.run_storage, storage.event_log_storage, storage.schedule_storage):
         part.optimize_for_webserver(statement_timeout=0, pool_recycle=3600, max_overflow=10)
