@@ -155,10 +155,13 @@ def test_schedule_tick_runs_against_the_simulator(simulator: object, database_ur
                 asset_selection=request.asset_selection,
             )
             assert result.success
+    # Today's partition, and in the first hour after midnight UTC also yesterday's (the schedule closes it).
+    days = {request.partition_key for request in requests}
+    assert today.date().isoformat() in days
     expected_leads = sum(
         1
         for record in simulator.control.truth("Leads")["data"]  # type: ignore[attr-defined]
-        if datetime.fromisoformat(record["Modified_Time"]).astimezone(UTC).date() == today.date()
+        if datetime.fromisoformat(record["Modified_Time"]).astimezone(UTC).date().isoformat() in days
     )
     assert scalar(database_url, "SELECT count(*) FROM zoho_crm.leads") == expected_leads
     assert scalar(database_url, "SELECT count(*) FROM zoho_crm.users") > 0

@@ -314,7 +314,10 @@ def write_metadata_tables(conn: sa.Connection, source: OrgMetadataSource, schema
         conn.execute(sa.schema.CreateSchema(schema, if_not_exists=True))
     synced_at = sc.copy_escape(str(conn.execute(sa.select(sa.func.now())).scalar_one().isoformat()))
     written = {
-        FIELDS.name: _refresh(conn, FIELDS, schema, _field_lines(conn, source.module_fields(), synced_at))
+        # A list, not a lazy generator: the lines look up stored columns on ``conn``, which the COPY holds.
+        FIELDS.name: _refresh(
+            conn, FIELDS, schema, list(_field_lines(conn, source.module_fields(), synced_at))
+        )
     }
     org = source.org()
     written[ORG.name] = _refresh(conn, ORG, schema, [_line(ORG, org, synced_at)] if org.get("id") else [])
