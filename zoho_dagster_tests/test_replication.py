@@ -254,6 +254,8 @@ def test_seed_core_example_materializes_into_crm_schema(simulator: object, datab
     """``object: crm.{stream_name}`` puts leads in crm.leads (nothing in zoho_crm), today's partition."""
     from zoho_dagster.assets import build_stream_assets
 
+    # A lead modified now, so today's partition holds at least one even just after midnight UTC.
+    simulator.control.create("Leads", {"Last_Name": "Today"})  # type: ignore[attr-defined]
     replicated = parse_replication(SEED_CORE, custom_streams=[])
     leads = [r for r in replicated if r.spec.name == "leads"]
     assets = build_stream_assets([r.spec for r in leads], {r.spec.name: str(r.target) for r in leads})
