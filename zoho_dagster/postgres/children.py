@@ -30,6 +30,7 @@ from sqlalchemy.dialects import postgresql as pg
 
 from zoho_dagster.client.children import LINK, PARENT_KEY, RELATED, ChildField
 from zoho_dagster.postgres import schema as sc
+from zoho_dagster.postgres.queries import cursor_column, table_columns
 from zoho_dagster.postgres.tables import TableName
 from zoho_dagster.record_stream import ChildRows, RecordStream
 
@@ -219,17 +220,6 @@ def _fetched_table(index: int) -> sa.Table:
     )
 
 
-def _column_of(conn: sa.Connection, table: TableName, key: tuple[str, str]) -> str | None:
-    """The column of an existing ``table`` that holds the field ``key`` (its comment), or ``None``."""
-    inspector = sa.inspect(conn)
-    if not inspector.has_table(table.name, schema=table.schema):
-        return None
-    for column in inspector.get_columns(table.name, table.schema):
-        if sc.parse_comment(column.get("comment")) == key:
-            return str(column["name"])
-    return None
-
-
 def _history_due(
     conn: sa.Connection, stream: RecordStream, stage: sa.Table, target: TableName, history: TableName
 ) -> sa.Select[tuple[Any]] | None:
@@ -243,7 +233,7 @@ def _history_due(
     """
     staged_columns = sc.plan_columns(stream.fields, {})
     position = next((i for i, column in enumerate(staged_columns) if column.key == (STAGE_FIELD, "")), None)
-    stored_stage = _column_of(conn, target, (STAGE_FIELD, ""))
+    stored_stage = cursor_column(table_columns(conn, target) or [], STAGE_FIELD)
     if (
         position is None
         or stored_stage is None

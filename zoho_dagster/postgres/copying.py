@@ -48,9 +48,6 @@ class _LineReader:
             return ""
         return "".join(parts)
 
-    def readline(self, size: int = -1) -> str:  # psycopg2 checks that a COPY source has both methods
-        return self.read(size)
-
 
 def copy_lines(conn: sa.Connection, table: sa.Table, lines: Iterable[str]) -> int:
     """COPY ``lines`` into every column of ``table``, in order; returns the line count.

@@ -31,7 +31,6 @@ RENDER_CACHE_LIMIT = 60_000
 slices asks for each record once per field pass, the passes of a slice a few pages apart; a cache that holds
 the recent records serves the second pass without generating them again, so the simulator (one core, the
 GIL) keeps up with a client at an edition's full concurrency in the benchmarks."""
-RENDER_CACHE_EVICT = RENDER_CACHE_LIMIT // 10
 
 Key = tuple[int, int]  # (sort value, id)
 
