@@ -71,6 +71,10 @@ class SlicedReader:
         running: dict[Future[None], WindowReader] = {}
         elsewhere: list[Future[None]] = []
         target: int | None = None
+        # The first page counts as taken only when the consumer comes back for more: a slice's passes show
+        # ``started`` before its first page reaches the queue, so deciding on ``started`` alone could start
+        # other slices while the consumer still holds only the first page.
+        first_taken = False
         pool = ThreadPoolExecutor(max_workers=25, thread_name_prefix="zoho-slice")
 
         def read(window: Iterable[list[Record]]) -> None:
@@ -104,6 +108,7 @@ class SlicedReader:
                     raise item.error
                 if item:
                     yield item
+                    first_taken = True
                     if target is not None:
                         demand.set()
                 for future in [f for f in running if f.done()]:
@@ -111,6 +116,8 @@ class SlicedReader:
                 if not running:
                     continue
                 if target is None:
+                    if not first_taken:
+                        continue
                     if not any(w.started and not w.done for w in running.values()):
                         if all(w.done for w in running.values()):
                             demand.set()  # nothing to decide (a one-page window): let the slice finish
