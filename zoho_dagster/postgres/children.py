@@ -161,7 +161,7 @@ def _lines(
                         sc.copy_escape(parent_id),
                         sc.copy_escape(row_id),
                         *values,
-                        sc.copy_escape(clean.raw),
+                        sc.copy_escape_json(clean.raw),
                     )
                 )
                 + "\n"

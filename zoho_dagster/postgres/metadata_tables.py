@@ -237,7 +237,7 @@ def _line(spec: _Spec, row: Row, synced_at: str, extra: Row | None = None) -> st
     clean = sc.clean_record(row)
     values = {**clean.values, **(extra or {})}
     cells = [_cell(kind, get(values)) for _, kind, get in spec.columns]
-    return "\t".join((*cells, sc.copy_escape(clean.raw), synced_at)) + "\n"
+    return "\t".join((*cells, sc.copy_escape_json(clean.raw), synced_at)) + "\n"
 
 
 def _refresh(conn: sa.Connection, spec: _Spec, schema: str, lines: Iterable[str]) -> int:

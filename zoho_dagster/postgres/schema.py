@@ -433,6 +433,16 @@ def copy_escape(text: str) -> str:
     return text
 
 
+def copy_escape_json(text: str) -> str:
+    """:func:`copy_escape` for JSON text, which needs only its backslashes doubled.
+
+    JSON never holds a raw tab, newline or carriage return (they are escaped inside strings, and orjson and
+    the standard library both write them so), so one ``str.replace`` does what ``str.translate`` did over the
+    whole of every record's ``_raw``, at a fraction of the cost.
+    """
+    return text.replace("\\", "\\\\")
+
+
 def json_text(value: Any) -> str:
     """JSON for a jsonb column, with the replacement rule applied (jsonb refuses ``\\u0000``)."""
     try:
@@ -646,7 +656,7 @@ def value_renderer(column: Column) -> Callable[[Any], str]:
     if part:
 
         def render_part(value: Any) -> str:
-            if isinstance(value, Mapping):
+            if type(value) is dict or isinstance(value, Mapping):  # the exact type first: far cheaper
                 value = value.get(part)
             elif part != "id":
                 return NULL
@@ -663,6 +673,14 @@ def value_renderer(column: Column) -> Callable[[Any], str]:
 
         return render_text
     empty_is_null = column.kind in _EMPTY_IS_NULL
+    if converter is json_text:
+
+        def render_json(value: Any) -> str:
+            if value is None or (empty_is_null and value == ""):
+                return NULL
+            return copy_escape_json(json_text(value))
+
+        return render_json
 
     def render(value: Any) -> str:
         if value is None or (empty_is_null and value == ""):

@@ -32,7 +32,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 
 from zoho_dagster.postgres import children as ch
-from zoho_dagster.postgres import drift
+from zoho_dagster.postgres import compression, drift
 from zoho_dagster.postgres import schema as sc
 from zoho_dagster.postgres.copying import copy_lines
 from zoho_dagster.postgres.tables import TableName
@@ -124,7 +124,7 @@ class _Renderer:
                 append(render(value))
             except sc.BadValueError as error:
                 append(self._refused(record_id, column, value, error))
-        line.append(sc.copy_escape(clean.raw))
+        line.append(sc.copy_escape_json(clean.raw))
         return "\t".join(line) + "\n"
 
 
@@ -134,7 +134,7 @@ def _record_lines(stream: RecordStream, renderer: _Renderer) -> Iterator[str]:
     for page in stream.pages:
         for record in page:
             seq += 1
-            if not isinstance(record, Mapping):
+            if type(record) is not dict and not isinstance(record, Mapping):  # exact type: cheaper
                 raise SyncInputError(
                     f"Record {seq} of stream {stream.stream} is not a JSON object; nothing was written."
                 )
@@ -227,10 +227,12 @@ def _prepare_table(
         )
         table.drop(conn, checkfirst=True)
         table.create(conn)
+        compression.set_method(conn, table, "_raw", compression.preferred_method(conn))
         return table, planned
     table = sa.Table(target.name, sa.MetaData(), *sc.table_columns(planned, None), schema=target.schema)
     if existing is None:
         table.create(conn)
+        compression.set_method(conn, table, "_raw", compression.preferred_method(conn))
         return table, planned
     drift.migrate_types(conn, table, planned)  # a field whose type changed in Zoho (postgres/drift.py)
     for column in planned:
@@ -372,6 +374,9 @@ def write_stream(
     with engine.begin() as conn:
         stage = _stage_table(stage_columns)
         stage.create(conn)
+        # The merge then copies each compressed _raw as it is (postgres/compression.py).
+        known = None if full_refresh else compression.column_method(conn, target, "_raw")
+        compression.set_method(conn, stage, "_raw", known or compression.preferred_method(conn))
         result.received = copy_lines(conn, stage, _record_lines(stream, renderer))
         deleted = None
         deletions = deletions or stream.deletions
