@@ -5,8 +5,8 @@ The shape follows docs/design.md §3 and Zoho's limits (docs/zoho-crm-api.md §2
 - one *pass* per group of ≤50 fields (``fields`` is capped at 50), each with ``Modified_Time`` so it can stop
   at ``end``; sorted ``Modified_Time asc``, filtered by ``If-Modified-Since: start`` (inclusive), 200 per
   page, following ``next_page_token`` (``page`` stops at 2,000 records);
-- passes advance together page by page and are joined on ``id``: a record is emitted when every pass delivered
-  it, so memory holds about one page per pass, never the module;
+- passes advance together, each at most one page ahead of the slowest, and are joined on ``id``: a record is
+  emitted when every pass delivered it, so memory holds about two pages per pass, never the module;
 - a record one pass missed (it was modified while the passes ran and moved) or whose passes disagree on
   ``Modified_Time`` is completed with ``ids=`` calls, so every emitted record is one version of that record;
 - a page-token chain that hits Zoho's cap (``PAGINATION_LIMIT_EXCEEDED``) or an expired token restarts from
@@ -19,7 +19,7 @@ newer ``Modified_Time``); consumers keep the newest, as the IO manager's upsert 
 import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -270,7 +270,7 @@ class WindowReader:
             return
         if self.parallelism > 1:
             with ThreadPoolExecutor(self.parallelism, thread_name_prefix="zoho-pass") as pool:
-                yield from self._joined(lambda readers: list(pool.map(PassReader.next_page, readers)))
+                yield from self._overlapped(pool)
         else:
             yield from self._joined(lambda readers: [reader.next_page() for reader in readers])
 
@@ -282,12 +282,58 @@ class WindowReader:
             for (index, _), page in zip(active, pages, strict=True):
                 for record in page:
                     pending.setdefault(str(record["id"]), {})[index] = record
-            complete = {rid: parts for rid, parts in pending.items() if len(parts) == len(self.passes)}
-            for rid in complete:
-                del pending[rid]
-            page = self._merge_all(complete)
+            page = self._take_complete(pending)
             if page:
                 yield page
+        yield from self._leftovers(pending)
+
+    def _overlapped(self, pool: ThreadPoolExecutor) -> Iterator[list[Record]]:
+        """The passes read in parallel, each up to one page ahead of the slowest once a page is out.
+
+        Why: in lockstep, the pass that answered first left its call slot idle while it waited for the other
+        pass and for the join; a 300 ms read kept 86% of its slots busy. Until the first page is handed out
+        no pass reads ahead, so taking it costs one page per pass.
+        """
+        pending: dict[str, dict[int, Record]] = {}
+        pages_read = [0] * len(self.passes)
+        in_flight: dict[Future[list[Record]], int] = {}
+        ahead = 0
+
+        def refill() -> None:
+            active = [index for index, reader in enumerate(self.passes) if not reader.done]
+            if not active:
+                return
+            slowest = min(pages_read[index] for index in active)
+            busy = set(in_flight.values())
+            for index in active:
+                if index not in busy and pages_read[index] <= slowest + ahead:
+                    in_flight[pool.submit(self.passes[index].next_page)] = index
+
+        refill()
+        while in_flight:
+            finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+            for future in finished:
+                index = in_flight.pop(future)
+                pages_read[index] += 1
+                for record in future.result():
+                    pending.setdefault(str(record["id"]), {})[index] = record
+            page = self._take_complete(pending)
+            if ahead:
+                refill()
+            if page:
+                yield page
+                ahead = 1
+            refill()
+        yield from self._leftovers(pending)
+
+    def _take_complete(self, pending: dict[str, dict[int, Record]]) -> list[Record]:
+        """Merge and remove the records every pass has delivered."""
+        complete = {rid: parts for rid, parts in pending.items() if len(parts) == len(self.passes)}
+        for rid in complete:
+            del pending[rid]
+        return self._merge_all(complete)
+
+    def _leftovers(self, pending: dict[str, dict[int, Record]]) -> Iterator[list[Record]]:
         while pending:  # seen by some passes only: modified while the passes ran
             batch = dict(list(pending.items())[:MAX_IDS_PER_CALL])
             for rid in batch:

@@ -22,7 +22,7 @@ import logging
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 
 from zoho_dagster.client.records import PER_PAGE, Record, WindowReader
 
@@ -32,6 +32,28 @@ MIN_SPLIT_RECORDS = 4 * PER_PAGE
 """A slice is split only when at least this many records are estimated still to come: below it the extra page
 a split may cost outweighs the time it saves."""
 _POLL_SECONDS = 0.05
+
+
+def _in_background(function: Callable[..., None], *args: object) -> "Future[None]":
+    """Run ``function`` in a daemon thread; the future says when it is done.
+
+    Not a thread pool: Python joins a pool's threads when it exits, and a slice whose consumer dropped the
+    reader without closing it (a traceback that keeps it alive, say) waits for demand that never comes, so the
+    process would never exit. The consumer's ``finally`` stops the slices whenever it runs.
+    """
+    future: Future[None] = Future()
+
+    def run() -> None:
+        future.set_running_or_notify_cancel()
+        try:
+            function(*args)
+        except BaseException as error:  # read() hands its errors to the consumer; this is for anything else
+            future.set_exception(error)
+        else:
+            future.set_result(None)
+
+    threading.Thread(target=run, name="zoho-slice", daemon=True).start()
+    return future
 
 
 class _Failed:
@@ -75,7 +97,6 @@ class SlicedReader:
         # ``started`` before its first page reaches the queue, so deciding on ``started`` alone could start
         # other slices while the consumer still holds only the first page.
         first_taken = False
-        pool = ThreadPoolExecutor(max_workers=25, thread_name_prefix="zoho-slice")
 
         def read(window: Iterable[list[Record]]) -> None:
             try:
@@ -95,7 +116,7 @@ class SlicedReader:
 
         def start(window: WindowReader) -> None:
             self.slices_read += 1
-            running[pool.submit(read, window)] = window
+            running[_in_background(read, window)] = window
 
         try:
             start(self.first)
@@ -126,14 +147,13 @@ class SlicedReader:
                     log.info("%s: reading in up to %d concurrent slices.", self.first.module, target)
                     other = self.big_window(self.first) if self.big_window else None
                     if other is not None:
-                        elsewhere.append(pool.submit(read, other))
+                        elsewhere.append(_in_background(read, other))
                         target = 1  # the rest of the window went elsewhere: nothing left to split
                     demand.set()
                 while len(running) < target and self._split_one(running.values(), start):
                     pass
         finally:
             stop.set()
-            pool.shutdown(wait=False, cancel_futures=True)
 
     @staticmethod
     def _split_one(windows: Iterable[WindowReader], start: Callable[[WindowReader], None]) -> bool:

@@ -116,3 +116,38 @@ def test_the_pool_share_divides_the_edition(simulator: Any, database_url: str) -
     client = org_client(simulator.primary, database_url, max_concurrency=None, concurrency_share=3)
     assert client.concurrency() == 20 // 3
     assert client.limiter.heavy_limit == 10 // 3  # sorted reads share the org's sub-concurrency of 10
+
+
+ABANDONING_SCRIPT = """
+import json, sys
+from zoho_dagster.client import ClientConfig, Credentials, RetryPolicy, ZohoClient
+from zoho_dagster.client.client import listable_fields
+from zoho_dagster_tests.client.helpers import WIDE_END, WIDE_START
+
+org = json.loads(sys.argv[1])
+client = ZohoClient(ClientConfig(
+    credentials=Credentials(client_id=org["client_id"], client_secret=org["client_secret"],
+                            accounts_url=org["accounts_url"], region=org["region"], soid=org["soid"]),
+    api_domain=org["api_domain"], max_concurrency=10, policy=RetryPolicy()))
+fields = [f["api_name"] for f in listable_fields(client.list_fields("Leads"))]
+KEPT = client.iter_records("Leads", WIDE_START, WIDE_END, fields)
+print(len(next(KEPT)), flush=True)  # the first page only; the reader is never closed
+"""
+
+
+def test_a_reader_dropped_after_one_page_lets_the_process_exit(wide_simulator: Any) -> None:
+    """A consumer that stops after the first page and never closes the reader (as a traceback that keeps it
+    alive does) must not keep its process from exiting: the slices wait for demand in daemon threads."""
+    import json
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", ABANDONING_SCRIPT, json.dumps(wide_simulator.primary)],
+        capture_output=True,
+        text=True,
+        timeout=120,  # before the fix the process never exited
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["200"]
