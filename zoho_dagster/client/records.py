@@ -318,12 +318,12 @@ class WindowReader:
                 for record in future.result():
                     pending.setdefault(str(record["id"]), {})[index] = record
             page = self._take_complete(pending)
-            if ahead:
-                refill()
+            if page and not ahead:  # the first page: nothing is read ahead while the consumer holds it
+                yield page
+                ahead, page = 1, []
+            refill()
             if page:
                 yield page
-                ahead = 1
-            refill()
         yield from self._leftovers(pending)
 
     def _take_complete(self, pending: dict[str, dict[int, Record]]) -> list[Record]:

@@ -673,19 +673,12 @@ def value_renderer(column: Column) -> Callable[[Any], str]:
 
         return render_text
     empty_is_null = column.kind in _EMPTY_IS_NULL
-    if converter is json_text:
-
-        def render_json(value: Any) -> str:
-            if value is None or (empty_is_null and value == ""):
-                return NULL
-            return copy_escape_json(json_text(value))
-
-        return render_json
+    escape = copy_escape_json if converter is json_text else copy_escape
 
     def render(value: Any) -> str:
         if value is None or (empty_is_null and value == ""):
             return NULL
-        return copy_escape(converter(value))
+        return escape(converter(value))
 
     return render
 
