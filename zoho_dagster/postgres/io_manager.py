@@ -26,6 +26,7 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
+from zoho_dagster.collector import sync_collection
 from zoho_dagster.failures import zoho_errors_as_failures
 from zoho_dagster.partitions import utc_window
 from zoho_dagster.postgres import credit_ledger
@@ -139,7 +140,11 @@ class PostgresIOManager(dg.ConfigurableIOManager):
         target, cursor = _target(context.definition_metadata, context.asset_key)
         window = obj.window if isinstance(obj, RecordStream) else None
         started = time.monotonic()
-        with zoho_errors_as_failures(f"Syncing into {target}"), _credits_recorded(self, context, obj):
+        with (
+            zoho_errors_as_failures(f"Syncing into {target}"),
+            _credits_recorded(self, context, obj),
+            sync_collection(),
+        ):
             # The modules stream also refreshes the metadata tables, in its transaction.
             write = write_modules_and_metadata if isinstance(obj, ModulesStream) else write_stream
             result = write(self._engine(context.log.info), obj, target, cursor_field=cursor, window=window)
