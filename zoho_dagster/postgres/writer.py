@@ -6,6 +6,11 @@ deletion part is serialised (``pg_advisory_xact_lock`` on the table name), which
 ``CREATE``/``ALTER TABLE`` from deadlocking. Everything happens in one transaction, so a run that fails
 anywhere leaves the table as it was.
 
+A big incremental window is merged in rounds of :data:`MERGE_EVERY` staged records while it is still being
+read (:class:`_MergeRounds`; the lines are rendered in a thread meanwhile, :mod:`.line_feed`), so Postgres
+writes the target's rows during the read instead of after it. Such a run takes the lock at its first round
+and holds it to its commit; the rounds' result (rows and counts) is that of one merge at the end.
+
 Merge rule (newest wins): a staged version replaces a stored row only when its cursor (``Modified_Time``) is
 newer than or equal to the stored one, so windows may overlap, repeat, run out of order or at the same time.
 Deletions follow the same clock: a ``/deleted`` entry marks ``_zoho_deleted_at`` unless the stored row was
@@ -35,10 +40,16 @@ from zoho_dagster.postgres import children as ch
 from zoho_dagster.postgres import compression, drift
 from zoho_dagster.postgres import schema as sc
 from zoho_dagster.postgres.copying import copy_lines
+from zoho_dagster.postgres.line_feed import LineFeed
 from zoho_dagster.postgres.tables import TableName
 from zoho_dagster.record_stream import RecordStream
 
 NAMED_RECORDS = 20
+MERGE_EVERY = 25_000
+"""Staged records per merge round while an incremental window is still being read. Postgres writing the
+target's rows (about 60 µs a row with their WAL) then overlaps the read instead of following it; the price is
+that the table's lock is held from the first round on, so a run of the same stream that reaches its merge
+meanwhile waits for this one to commit. Windows below this size take the lock only for their merge."""
 """Records with an unreadable cursor named one by one in :attr:`WriteResult.notes`; the rest are counted."""
 
 
@@ -253,6 +264,27 @@ def _merge(
     cursor_field: str | None,
 ) -> tuple[int, int]:
     """Upsert the staged records (newest per id) into ``table``; returns (inserted, updated)."""
+    merged = _upsert(table, stage, stage_columns, target_columns, cursor_field).cte("merged")
+    row = conn.execute(
+        sa.select(
+            sa.func.count().filter(merged.c.inserted),
+            sa.func.count().filter(sa.not_(merged.c.inserted)),
+        )
+    ).one()
+    return int(row[0]), int(row[1])
+
+
+def _upsert(
+    table: sa.Table,
+    stage: sa.Table,
+    stage_columns: Sequence[sc.Column],
+    target_columns: Sequence[sc.Column],
+    cursor_field: str | None,
+    after_seq: int = 0,
+    upto_seq: int | None = None,
+) -> Any:
+    """The newest-wins upsert of the staged records with ``after_seq < _seq <= upto_seq`` into ``table``,
+    returning each written row's ``id`` and whether it was ``inserted`` (else updated)."""
     by_key = {column.key: column.name for column in target_columns}
     names = [by_key[column.key] for column in stage_columns]
     stage_cursor = _cursor_column(stage_columns, cursor_field)
@@ -264,6 +296,10 @@ def _merge(
     # are then taken by _seq. Sorting the whole staged rows instead (70 columns and _raw, a few KB each)
     # spilled hundreds of MB to disk on a 100,000-record backfill.
     newest = sa.select(stage.c._seq).distinct(stage.c.id).order_by(*order)
+    if after_seq:
+        newest = newest.where(stage.c._seq > after_seq)
+    if upto_seq is not None:
+        newest = newest.where(stage.c._seq <= upto_seq)
     source = sa.select(
         stage.c.id,
         *[stage.c[f"c{i}"] for i in range(len(stage_columns))],
@@ -287,17 +323,67 @@ def _merge(
         where = sa.or_(table.c[cursor].is_(None), excluded[cursor] >= table.c[cursor])
     else:
         updates["_zoho_deleted_at"] = sa.null()
-    upsert = insert.on_conflict_do_update(index_elements=["id"], set_=updates, where=where).returning(
-        (sa.literal_column("xmax") == 0).label("inserted")
+    return insert.on_conflict_do_update(index_elements=["id"], set_=updates, where=where).returning(
+        table.c.id, (sa.literal_column("xmax") == 0).label("inserted")
     )
-    merged = upsert.cte("merged")
-    row = conn.execute(
-        sa.select(
-            sa.func.count().filter(merged.c.inserted),
-            sa.func.count().filter(sa.not_(merged.c.inserted)),
+
+
+class _MergeRounds:
+    """Merges what is staged in rounds while the window is still being read (see :data:`MERGE_EVERY`).
+
+    Counts stay those of one merge: a record written in several rounds (old and new version) counts once,
+    as inserted if its first write inserted it, in a TEMP table of the ids written so far.
+    """
+
+    def __init__(
+        self,
+        conn: sa.Connection,
+        target: TableName,
+        stream: RecordStream,
+        stage: sa.Table,
+        stage_columns: Sequence[sc.Column],
+        cursor_field: str | None,
+    ) -> None:
+        _lock(conn, f"zoho_dagster:table:{target}")
+        self.table, self.columns = _prepare_table(conn, target, stream.fields)
+        self.stage, self.stage_columns, self.cursor_field = stage, stage_columns, cursor_field
+        self.written = sa.Table(
+            "_zd_written",
+            sa.MetaData(),
+            sa.Column("id", sa.Text(), primary_key=True),
+            sa.Column("inserted", sa.Boolean()),
+            prefixes=["TEMPORARY"],
+            postgresql_on_commit="DROP",
         )
-    ).one()
-    return int(row[0]), int(row[1])
+        self.written.create(conn)
+        self.merged_seq = 0
+
+    def merge(self, conn: sa.Connection, upto_seq: int | None) -> None:
+        """Merge the staged records after the last round up to ``upto_seq`` (all of them with ``None``)."""
+        upsert = _upsert(
+            self.table,
+            self.stage,
+            self.stage_columns,
+            self.columns,
+            self.cursor_field,
+            self.merged_seq,
+            upto_seq,
+        )
+        merged = upsert.cte("merged")
+        first_writes = pg.insert(self.written).from_select(
+            ["id", "inserted"], sa.select(merged.c.id, merged.c.inserted)
+        )
+        conn.execute(first_writes.on_conflict_do_nothing())
+        if upto_seq is not None:
+            self.merged_seq = upto_seq
+
+    def counts(self, conn: sa.Connection) -> tuple[int, int]:
+        """(inserted, updated) over every round."""
+        inserted = self.written.c.inserted
+        row = conn.execute(
+            sa.select(sa.func.count().filter(inserted), sa.func.count().filter(sa.not_(inserted)))
+        ).one()
+        return int(row[0]), int(row[1])
 
 
 def _mark_deletions(conn: sa.Connection, table: sa.Table, deleted: sa.Table, cursor: str | None) -> int:
@@ -377,7 +463,15 @@ def write_stream(
         # The merge then copies each compressed _raw as it is (postgres/compression.py).
         known = None if full_refresh else compression.column_method(conn, target, "_raw")
         compression.set_method(conn, stage, "_raw", known or compression.preferred_method(conn))
-        result.received = copy_lines(conn, stage, _record_lines(stream, renderer))
+        rounds: _MergeRounds | None = None
+        with LineFeed(_record_lines(stream, renderer)) as feed:
+            per_round = None if full_refresh else MERGE_EVERY
+            result.received = copy_lines(conn, stage, feed.take(per_round))
+            while not feed.exhausted:
+                if rounds is None:
+                    rounds = _MergeRounds(conn, target, stream, stage, stage_columns, cursor_field)
+                rounds.merge(conn, result.received)
+                result.received += copy_lines(conn, stage, feed.take(per_round))
         deleted = None
         deletions = deletions or stream.deletions
         if deletions is not None and not full_refresh:
@@ -388,18 +482,26 @@ def write_stream(
             [] if full_refresh else ch.stage_children(conn, stream, stage, target, result.values, copy_lines)
         )
 
-        _lock(conn, f"zoho_dagster:table:{target}")
-        if full_refresh:
+        if rounds is not None:  # locked and prepared when the first round was merged
+            table, columns = rounds.table, rounds.columns
+            cursor_column = _cursor_column(columns, cursor_field)
+            cursor = cursor_column.name if cursor_column else None
+            rounds.merge(conn, None)
+            result.inserted, result.updated = rounds.counts(conn)
+        elif full_refresh:
+            _lock(conn, f"zoho_dagster:table:{target}")
             # Hashed by its own full name: a long target's pkey name and staging name must differ.
             new_name = f"{target.name}__zd_new"
             staging_name = TableName(target.schema, sc.fit_identifier(new_name, new_name))
             table, columns = _prepare_table(conn, target, stream.fields, fresh_as=staging_name)
             cursor = None
         else:
+            _lock(conn, f"zoho_dagster:table:{target}")
             table, columns = _prepare_table(conn, target, stream.fields)
             cursor_column = _cursor_column(columns, cursor_field)
             cursor = cursor_column.name if cursor_column else None
-        result.inserted, result.updated = _merge(conn, table, stage, stage_columns, columns, cursor_field)
+        if rounds is None:
+            result.inserted, result.updated = _merge(conn, table, stage, stage_columns, columns, cursor_field)
         if full_refresh:
             result.updated = _count_known(conn, table, target)
             result.inserted -= result.updated
