@@ -45,12 +45,12 @@ from zoho_dagster.postgres.tables import TableName
 from zoho_dagster.record_stream import RecordStream
 
 NAMED_RECORDS = 20
-MERGE_EVERY = 25_000
+"""Records with an unreadable cursor named one by one in :attr:`WriteResult.notes`; the rest are counted."""
+MERGE_EVERY = 10_000
 """Staged records per merge round while an incremental window is still being read. Postgres writing the
 target's rows (about 60 µs a row with their WAL) then overlaps the read instead of following it; the price is
 that the table's lock is held from the first round on, so a run of the same stream that reaches its merge
 meanwhile waits for this one to commit. Windows below this size take the lock only for their merge."""
-"""Records with an unreadable cursor named one by one in :attr:`WriteResult.notes`; the rest are counted."""
 
 
 class SyncInputError(ValueError):
