@@ -329,7 +329,9 @@ def _upsert(
 
 
 class _MergeRounds:
-    """Merges what is staged in rounds while the window is still being read (see :data:`MERGE_EVERY`).
+    """An incremental window's merge: in rounds while the window is still being read (see
+    :data:`MERGE_EVERY`), and a last one when it is read; a window of up to ``MERGE_EVERY`` records has only
+    that one. Creating it takes the table's lock and prepares the table.
 
     Counts stay those of one merge: a record written in several rounds (old and new version) counts once,
     as inserted if its first write inserted it, in a TEMP table of the ids written so far.
@@ -482,33 +484,28 @@ def write_stream(
             [] if full_refresh else ch.stage_children(conn, stream, stage, target, result.values, copy_lines)
         )
 
-        if rounds is not None:  # locked and prepared when the first round was merged
-            table, columns = rounds.table, rounds.columns
-            cursor_column = _cursor_column(columns, cursor_field)
-            cursor = cursor_column.name if cursor_column else None
-            rounds.merge(conn, None)
-            result.inserted, result.updated = rounds.counts(conn)
-        elif full_refresh:
+        if full_refresh:
             _lock(conn, f"zoho_dagster:table:{target}")
             # Hashed by its own full name: a long target's pkey name and staging name must differ.
             new_name = f"{target.name}__zd_new"
             staging_name = TableName(target.schema, sc.fit_identifier(new_name, new_name))
             table, columns = _prepare_table(conn, target, stream.fields, fresh_as=staging_name)
             cursor = None
-        else:
-            _lock(conn, f"zoho_dagster:table:{target}")
-            table, columns = _prepare_table(conn, target, stream.fields)
-            cursor_column = _cursor_column(columns, cursor_field)
-            cursor = cursor_column.name if cursor_column else None
-        if rounds is None:
-            result.inserted, result.updated = _merge(conn, table, stage, stage_columns, columns, cursor_field)
-        if full_refresh:
+            written, _ = _merge(conn, table, stage, stage_columns, columns, cursor_field)  # all new here
             result.updated = _count_known(conn, table, target)
-            result.inserted -= result.updated
+            result.inserted = written - result.updated
             _swap(conn, table, target)
             table = sa.Table(
                 target.name, sa.MetaData(), *sc.table_columns(columns, None), schema=target.schema
             )
+        else:  # the last round (the only one for a window of up to MERGE_EVERY records)
+            if rounds is None:
+                rounds = _MergeRounds(conn, target, stream, stage, stage_columns, cursor_field)
+            rounds.merge(conn, None)
+            result.inserted, result.updated = rounds.counts(conn)
+            table, columns = rounds.table, rounds.columns
+            cursor_column = _cursor_column(columns, cursor_field)
+            cursor = cursor_column.name if cursor_column else None
         if deleted is not None:
             result.deletions_marked = _mark_deletions(conn, table, deleted, cursor)
         if staged_children:
