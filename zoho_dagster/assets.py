@@ -133,7 +133,7 @@ def _record_stream(
         )
         stream.fields = fields
         stream.window = (start, end)
-        stream.pages = meter.wrap(client.iter_records(spec.module, start, end, names))
+        stream.pages = meter.wrap(client.iter_records(spec.module, start, end, names, fields))
         module = spec.module
         stream.deletions = lambda: meter.wrap(client.iter_deleted(module, since=start))
         stream.children = _child_rows(client, module, metadata, meter)

@@ -97,6 +97,11 @@ class ZohoCRMResource(dg.ConfigurableResource):
         ge=0,
         description="Windows of more records are read with Bulk Read (ZOHO_CRM_BULK_THRESHOLD); 0: never.",
     )
+    coql_passes: bool | None = Field(
+        default=None,
+        description="Read the fields beyond a records API pass with COQL where their type allows "
+        "(ZOHO_CRM_COQL_PASSES; default true).",
+    )
     max_retries: int = Field(default=6, ge=0, description="Retries of 429/5xx/resets/truncations per call.")
     backoff_base_seconds: float = Field(
         default=0.5, gt=0, description="First retry wait; doubles per retry, with jitter."
@@ -192,6 +197,7 @@ class ZohoCRMResource(dg.ConfigurableResource):
                 max_concurrency=settings.max_concurrency,
                 concurrency_share=self._concurrency_share,
                 bulk_threshold=settings.bulk_threshold,
+                coql_passes=settings.coql_passes,
                 policy=self.retry_policy(),
             )
         )

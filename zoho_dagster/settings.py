@@ -62,6 +62,7 @@ TUNING_VARIABLES: dict[str, str] = {
     "max_concurrency": "ZOHO_CRM_MAX_CONCURRENCY",
     "requests_per_second": "ZOHO_CRM_REQUESTS_PER_SECOND",
     "bulk_threshold": "ZOHO_CRM_BULK_THRESHOLD",
+    "coql_passes": "ZOHO_CRM_COQL_PASSES",
 }
 DEFAULT_BULK_THRESHOLD = 100_000
 """Windows holding more records than this are read with Bulk Read (docs/design.md §3)."""
@@ -113,6 +114,7 @@ class ZohoSettings:
     max_concurrency: int | None = None
     requests_per_second: float | None = None
     bulk_threshold: int = DEFAULT_BULK_THRESHOLD
+    coql_passes: bool = True
     daily_credit_budget: int | None = None
     sources: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
@@ -271,6 +273,21 @@ def _number(
     return value
 
 
+_SWITCH_WORDS = {"true": True, "1": True, "yes": True, "on": True}
+_SWITCH_WORDS.update({"false": False, "0": False, "no": False, "off": False})
+
+
+def _switch(raw: "RawSettings", name: str, default: bool) -> bool:
+    """``raw``'s ``name`` as on or off (true/false, 1/0, yes/no, on/off), or a sentence naming its source."""
+    text = raw.values.get(name)
+    if text is None:
+        return default
+    value = _SWITCH_WORDS.get(text.strip().lower())
+    if value is None:
+        raise _refuse(f"{raw.sources[name]} is {_shown(text)}; set it to true or false.")
+    return value
+
+
 def default_anchor(today: date) -> date:
     """A year before ``today`` (Sling's default): the first day of history when no anchor is set."""
     try:
@@ -396,6 +413,7 @@ def validate_settings(raw: RawSettings, today: date | None = None) -> ZohoSettin
         max_concurrency=_number(raw, "max_concurrency", int, 1, MAX_EDITION_CONCURRENCY),
         requests_per_second=_number(raw, "requests_per_second", float, 0.001, None),
         bulk_threshold=_number(raw, "bulk_threshold", int, 0, None, DEFAULT_BULK_THRESHOLD),
+        coql_passes=_switch(raw, "coql_passes", True),
         daily_credit_budget=_number(
             raw,
             "daily_credit_budget",

@@ -6,8 +6,9 @@ What other layers may use is exported here; the submodules are its internals.
 
 from zoho_dagster.client.auth import DEFAULT_SCOPES, Credentials
 from zoho_dagster.client.bulk import BulkReader, BulkUnavailable, bulk_exportable
-from zoho_dagster.client.children import ChildField, ChildReader, child_fields, coql_cost
+from zoho_dagster.client.children import ChildField, ChildReader, child_fields
 from zoho_dagster.client.client import LIST_UNSUPPORTED_TYPES, ClientConfig, ZohoClient, listable_fields
+from zoho_dagster.client.coql import coql_cost, same_shape_fields
 from zoho_dagster.client.errors import (
     ZohoAPIError,
     ZohoAuthError,
@@ -60,4 +61,5 @@ __all__ = [
     "parse_datetime",
     "redact",
     "register_secret",
+    "same_shape_fields",
 ]

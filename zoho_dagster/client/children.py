@@ -29,6 +29,14 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from zoho_dagster.client.coql import (
+    COQL_COLUMNS,
+    COQL_FIRST_PAGE,
+    COQL_NEXT_PAGE,
+    COQL_PATH,
+    COQL_SCOPE,
+    coql_cost,
+)
 from zoho_dagster.client.http import Need
 from zoho_dagster.client.records import PER_PAGE, Record
 from zoho_dagster.client.stats import CallStats
@@ -42,16 +50,9 @@ RELATED = "related"
 PARENT_KEY = "_parent_id"
 """The key each child row gets with its parent's id (also the child table's column)."""
 
-COQL_PATH = "/coql"
-COQL_SCOPE = "ZohoCRM.coql.READ"
 COQL_IN_VALUES = 50
 """``in`` takes at most 50 values in v6 (docs/zoho-crm-api.md §3.8)."""
-COQL_COLUMNS = 50
 COQL_RELATIONS = 2
-COQL_FIRST_PAGE = 200
-"""1 credit (§3.8): most batches of 50 parents hold fewer rows."""
-COQL_NEXT_PAGE = 2000
-"""3 credits for up to 2,000 rows (§3.8): the cheapest per row once a batch has more than 200."""
 COQL_OFFSET_CAP = 10_000
 """offset + limit may not pass 10,000 in v6 (§3.8)."""
 USER_LOOKUPS = frozenset({"ownerlookup", "userlookup"})
@@ -79,11 +80,6 @@ STAGE_HISTORY_FIELDS: tuple[dict[str, Any], ...] = tuple(
 _ID = re.compile(r"[0-9A-Za-z_-]+")
 T = TypeVar("T")
 R = TypeVar("R")
-
-
-def coql_cost(limit: int) -> int:
-    """Credits of one COQL call by its LIMIT (docs/zoho-crm-api.md §3.8): 1 to 200 → 1, ≤1000 → 2, else 3."""
-    return 1 if limit <= 200 else 2 if limit <= 1000 else 3
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from requests.adapters import HTTPAdapter
 
 from zoho_dagster.client.auth import Credentials, TokenProvider
 from zoho_dagster.client.bulk import JOB_PAGE_SIZE, BulkReader, BulkUnavailable, bulk_exportable
+from zoho_dagster.client.coql import same_shape_fields
 from zoho_dagster.client.errors import ZohoAPIError, ZohoPermissionError
 from zoho_dagster.client.http import Answer, Need, ZohoHttp
 from zoho_dagster.client.limiter import (
@@ -25,7 +26,7 @@ from zoho_dagster.client.limiter import (
     shared_limiter,
 )
 from zoho_dagster.client.policy import RetryPolicy
-from zoho_dagster.client.records import CURSOR_FIELD, PER_PAGE, Record, WindowReader, field_passes
+from zoho_dagster.client.records import CURSOR_FIELD, PER_PAGE, Record, WindowReader, plan_passes
 from zoho_dagster.client.redact import mask
 from zoho_dagster.client.regions import hosts
 from zoho_dagster.client.slices import SlicedReader
@@ -114,6 +115,8 @@ class ClientConfig:
     Dagster pool's limit), so that together they stay within the edition. ``requests_per_second`` is an
     optional cap on request starts; ``None`` means none (Zoho limits concurrency, not rate).
     ``bulk_threshold``: a window found to hold more records than this is read with Bulk Read; 0 never.
+    ``coql_passes``: fields beyond the records API passes' 50 slots are read with COQL when their type allows
+    (:mod:`zoho_dagster.client.coql_pass`); ``False`` reads every pass with the records API.
     """
 
     credentials: Credentials
@@ -123,6 +126,7 @@ class ClientConfig:
     max_concurrency: int | None = None
     concurrency_share: int = 1
     bulk_threshold: int = 0
+    coql_passes: bool = True
     policy: RetryPolicy = field(default_factory=RetryPolicy)
 
     def __post_init__(self) -> None:
@@ -253,19 +257,28 @@ class ZohoClient:
     # ------------------------------------------------------------------------------------------------ records
 
     def iter_records(
-        self, module: str, start: datetime, end: datetime, fields: Sequence[str]
+        self,
+        module: str,
+        start: datetime,
+        end: datetime,
+        fields: Sequence[str],
+        field_metadata: Sequence[dict[str, Any]] = (),
     ) -> Iterator[list[Record]]:
         """Pages of records with ``start <= Modified_Time < end``, each holding ``fields`` + ``id``, lazily.
 
         Complete whatever the field count (passes of ≤50 joined on ``id``) or window size (split in time past
         the page-token cap). A window of more than a page is read in concurrent time slices, as many as this
         process's share of the org's concurrency allows (:mod:`zoho_dagster.client.slices`); pages then come
-        in no particular order. Naive datetimes are taken as UTC.
+        in no particular order. Naive datetimes are taken as UTC. With ``field_metadata`` (the module's
+        fields), fields that do not fit the records API passes are read with COQL where their type allows.
         """
         need = Need(module_scope(module), f"the {module} records")
-        passes = len(field_passes(fields))
+        coql_fields = same_shape_fields(field_metadata) if self.config.coql_passes else []
+        passes = len(plan_passes(fields, coql_fields))
         parallelism = min(passes, self.config.max_concurrency or passes)
-        window = WindowReader(self.http, module, fields, start, end, need, parallelism=parallelism)
+        window = WindowReader(
+            self.http, module, fields, start, end, need, parallelism=parallelism, coql_fields=coql_fields
+        )
         reader = SlicedReader(
             window,
             lambda: self._slice_workers(window),
@@ -324,15 +337,14 @@ class ZohoClient:
                 done_until = end
         except BulkUnavailable as error:
             log.info("%s: Bulk Read refused (%s); reading the rest with the records API.", rest.module, error)
-            fallback = WindowReader(
-                self.http, rest.module, rest.fields, done_until, rest.end, rest.need, rest.parallelism
-            )
+            fallback = rest.sibling(done_until, rest.end)
             yield from SlicedReader(fallback, lambda: self._slice_workers(fallback))
 
     def _slice_workers(self, window: WindowReader) -> int:
-        """Concurrent slices for a window: the sorted reads in flight allowed, over the passes per slice."""
+        """Concurrent slices for a window: the sorted reads in flight allowed, over the chains per slice
+        that keep a slot busy (its records API passes; a COQL pass calls a tenth as often)."""
         in_flight = min(self.concurrency(), self._sub_concurrency)
-        return max(1, in_flight // len(window.passes))
+        return max(1, in_flight // window.call_weight)
 
     def changed_since(self, module: str, since: datetime) -> bool:
         """Whether any record of ``module`` was modified at or after ``since``: one call, 304/204 mean no."""

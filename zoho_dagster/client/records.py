@@ -5,6 +5,9 @@ The shape follows docs/design.md §3 and Zoho's limits (docs/zoho-crm-api.md §2
 - one *pass* per group of ≤50 fields (``fields`` is capped at 50), each with ``Modified_Time`` so it can stop
   at ``end``; sorted ``Modified_Time asc``, filtered by ``If-Modified-Since: start`` (inclusive), 200 per
   page, following ``next_page_token`` (``page`` stops at 2,000 records);
+- fields whose COQL value is the list API's (``coql_fields``) that do not fit the records passes' 50 slots
+  are read by *COQL passes* instead (:mod:`zoho_dagster.client.coql_pass`): 2,000 records per call instead
+  of 200, so a second pass costs a tenth of the round trips;
 - passes advance together, each at most one page ahead of the slowest, and are joined on ``id``: a record is
   emitted when every pass delivered it, so memory holds about two pages per pass, never the module;
 - a record one pass missed (it was modified while the passes ran and moved) or whose passes disagree on
@@ -18,14 +21,19 @@ newer ``Modified_Time``); consumers keep the newest, as the IO manager's upsert 
 
 import logging
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from zoho_dagster.client.coql import COQL_COLUMNS, COQL_FIRST_PAGE, COQL_NEXT_PAGE
 from zoho_dagster.client.errors import ZohoAPIError
 from zoho_dagster.client.http import Need, ZohoHttp
 from zoho_dagster.client.timeutil import as_utc, header_datetime, parse_datetime
+
+if TYPE_CHECKING:
+    from zoho_dagster.client.coql_pass import CoqlSwitch
 
 log = logging.getLogger(__name__)
 
@@ -39,16 +47,39 @@ RESTART_CODES = frozenset({"PAGINATION_LIMIT_EXCEEDED", "EXPIRED_VALUE"})
 Record = dict[str, Any]
 
 
+@dataclass(frozen=True)
+class FieldPass:
+    """One pass's fields (``Modified_Time`` first) and whether COQL reads them (else the records API)."""
+
+    fields: list[str]
+    coql: bool = False
+
+
+def plan_passes(fields: Sequence[str], coql_fields: Collection[str] = ()) -> list[FieldPass]:
+    """``fields`` in passes: records API passes of at most 50 fields for those COQL may not read, filled up
+    with COQL-readable ones, then COQL passes of at most 48 for the rest (50 columns with ``id`` and
+    ``Modified_Time``, docs/zoho-crm-api.md §3.8). Without ``coql_fields``, records API passes only."""
+    listed: list[str] = []
+    readable: list[str] = []
+    for name in fields:
+        if name not in (CURSOR_FIELD, "id") and name not in listed and name not in readable:
+            (readable if name in coql_fields else listed).append(name)
+    size = MAX_FIELDS_PER_CALL - 1
+    room = -len(listed) % size
+    listed, readable = listed + readable[:room], readable[room:]
+    coql_size = COQL_COLUMNS - 2
+    passes = [FieldPass([CURSOR_FIELD, *listed[i : i + size]]) for i in range(0, len(listed), size)]
+    passes += [
+        FieldPass([CURSOR_FIELD, *readable[i : i + coql_size]], coql=True)
+        for i in range(0, len(readable), coql_size)
+    ]
+    return passes or [FieldPass([CURSOR_FIELD])]
+
+
 def field_passes(fields: Sequence[str]) -> list[list[str]]:
     """``fields`` in groups of at most 50, each holding ``Modified_Time`` (``id`` always comes back anyway).
     """
-    others: list[str] = []
-    for name in fields:
-        if name not in (CURSOR_FIELD, "id") and name not in others:
-            others.append(name)
-    size = MAX_FIELDS_PER_CALL - 1
-    groups = [others[i : i + size] for i in range(0, len(others), size)] or [[]]
-    return [[CURSOR_FIELD, *group] for group in groups]
+    return [each.fields for each in plan_passes(fields)]
 
 
 def modified_time(record: Record) -> datetime:
@@ -96,6 +127,11 @@ class PassReader:
         # Held while a page is accepted and while the window's end moves (WindowReader.split): a record is
         # judged against one end only, so a split never loses or doubles a record.
         self.lock = threading.Lock()
+
+    @property
+    def pages_of_200(self) -> bool:
+        """Whether this pass reads the records API's pages of 200 (a COQL pass reads 2,000 a call)."""
+        return True
 
     def _params(self) -> dict[str, Any]:
         params: dict[str, Any] = {
@@ -155,8 +191,19 @@ class PassReader:
             return kept
 
     def _accept_locked(self, body: dict[str, Any]) -> list[Record]:
+        kept = self._keep(body.get("data") or [])
+        info = body.get("info") or {}
+        token = info.get("next_page_token")
+        if not self.done and (not info.get("more_records") or not token):
+            self.done = True
+        self.page_token = None if self.done else str(token)
+        return kept
+
+    def _keep(self, records: list[Record]) -> list[Record]:
+        """The records of a page inside the window and not yet emitted; ``done`` once one is past its end.
+        Called with ``lock`` held."""
         kept: list[Record] = []
-        for record in body.get("data") or []:
+        for record in records:
             when = readable_modified_time(record)
             if when is None:
                 kept.append(record)  # served inside this chain's order; the writer reports the bad value
@@ -173,11 +220,6 @@ class PassReader:
             elif self.last_seen is None or when > self.last_seen:
                 self.last_seen, self.ids_at_last_seen = when, {record["id"]}
             kept.append(record)
-        info = body.get("info") or {}
-        token = info.get("next_page_token")
-        if not self.done and (not info.get("more_records") or not token):
-            self.done = True
-        self.page_token = None if self.done else str(token)
         return kept
 
 
@@ -193,16 +235,51 @@ class WindowReader:
         end: datetime,
         need: Need,
         parallelism: int = 1,
+        coql_fields: Collection[str] = (),
+        coql_switch: "CoqlSwitch | None" = None,
+        coql_first_page: int = COQL_FIRST_PAGE,
     ) -> None:
+        # coql_pass builds on PassReader, defined here, so it is imported when a window is made.
+        from zoho_dagster.client.coql_pass import CoqlPassReader, CoqlSwitch
+
         self.http = http
         self.module = module
         self.need = need
         self.start, self.end = as_utc(start), as_utc(end)
         self.fields = list(fields)
-        self.passes = [
-            PassReader(http, module, group, self.start, self.end, need) for group in field_passes(fields)
+        self.coql_fields = frozenset(coql_fields)
+        self.coql_switch = coql_switch or CoqlSwitch()
+        self.passes: list[PassReader] = [
+            CoqlPassReader(
+                http, module, each.fields, self.start, self.end, need, self.coql_switch, coql_first_page
+            )
+            if each.coql
+            else PassReader(http, module, each.fields, self.start, self.end, need)
+            for each in plan_passes(fields, self.coql_fields)
         ]
         self.parallelism = max(1, min(parallelism, len(self.passes)))
+
+    @property
+    def call_weight(self) -> int:
+        """The page-token chains of this window that keep a call slot busy: its records API passes (a COQL
+        pass calls once per 2,000 records, a tenth as often), at least 1."""
+        return max(1, sum(1 for reader in self.passes if reader.pages_of_200))
+
+    def sibling(self, start: datetime, end: datetime) -> "WindowReader":
+        """A reader of the same module, fields and pass plan over ``[start, end)``: a slice of a window known
+        to hold more than a page, so its COQL passes start with pages of 2,000."""
+        return WindowReader(
+            self.http,
+            self.module,
+            self.fields,
+            start,
+            end,
+            self.need,
+            self.parallelism,
+            self.coql_fields,
+            self.coql_switch,
+            COQL_NEXT_PAGE,
+        )
 
     @property
     def started(self) -> bool:
@@ -247,9 +324,7 @@ class WindowReader:
             cut = middle.replace(microsecond=0) + timedelta(seconds=1)  # Zoho's times are whole seconds
             if cut <= progress or cut >= self.end:
                 return None
-            later = WindowReader(
-                self.http, self.module, self.fields, cut, self.end, self.need, self.parallelism
-            )
+            later = self.sibling(cut, self.end)
             self.end = cut
             for reader in self.passes:
                 reader.end = cut
@@ -288,14 +363,14 @@ class WindowReader:
         yield from self._leftovers(pending)
 
     def _overlapped(self, pool: ThreadPoolExecutor) -> Iterator[list[Record]]:
-        """The passes read in parallel, each up to one page ahead of the slowest once a page is out.
+        """The passes read in parallel, each up to one page (200 records) ahead of the slowest once a page
+        is out; ahead is counted in records, since a COQL pass's page holds 2,000.
 
         Why: in lockstep, the pass that answered first left its call slot idle while it waited for the other
         pass and for the join; a 300 ms read kept 86% of its slots busy. Until the first page is handed out
         no pass reads ahead, so taking it costs one page per pass.
         """
         pending: dict[str, dict[int, Record]] = {}
-        pages_read = [0] * len(self.passes)
         in_flight: dict[Future[list[Record]], int] = {}
         ahead = 0
 
@@ -303,10 +378,10 @@ class WindowReader:
             active = [index for index, reader in enumerate(self.passes) if not reader.done]
             if not active:
                 return
-            slowest = min(pages_read[index] for index in active)
+            slowest = min(self.passes[index].accepted for index in active)
             busy = set(in_flight.values())
             for index in active:
-                if index not in busy and pages_read[index] <= slowest + ahead:
+                if index not in busy and self.passes[index].accepted <= slowest + ahead * PER_PAGE:
                     in_flight[pool.submit(self.passes[index].next_page)] = index
 
         refill()
@@ -314,7 +389,6 @@ class WindowReader:
             finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
             for future in finished:
                 index = in_flight.pop(future)
-                pages_read[index] += 1
                 for record in future.result():
                     pending.setdefault(str(record["id"]), {})[index] = record
             page = self._take_complete(pending)
