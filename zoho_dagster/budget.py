@@ -12,9 +12,12 @@ counted, asked or estimated.
 **The estimate** (docs/design.md §3, "Credit budget"), for N records in the window and F listable fields:
 
 - what the run already spent before the estimate: the fields metadata and the count(s), 1 credit each;
-- records API: ceil(F' / 49) passes (each call carries at most 50 fields, §7.2, one of them
-  ``Modified_Time``; F' excludes ``id`` and ``Modified_Time``), each of max(1, ceil(N / 200)) pages, 1 credit
-  a page (§2.2);
+- records API: ceil(L / 49) passes (each call carries at most 50 fields, §7.2, one of them
+  ``Modified_Time``), for the L fields COQL may not read (``client/coql.py``), filled up with the others, each
+  of max(1, ceil(N / 200)) pages, 1 credit a page (§2.2); the fields left over go to COQL passes of at most
+  48 (:mod:`zoho_dagster.client.coql_pass`), each 1 credit for its first page of 200 and 3 per further page of
+  2,000 (§3.8); with ``ZOHO_CRM_COQL_PASSES=false``, ceil(F' / 49) records API passes for the F' fields
+  (``id`` and ``Modified_Time`` apart);
 - or, when N is above ``ZOHO_CRM_BULK_THRESHOLD`` and every field is exportable, Bulk Read (§4): the first
   page of each pass, 2 counts, the fields metadata and the tags list (1 each), then per job of at most
   200,000 records 1 create + 20 status polls + 1 download = 22 credits. The credit cost of Bulk Read is
@@ -37,7 +40,13 @@ from typing import Any
 
 import dagster as dg
 
-from zoho_dagster.client import LIST_UNSUPPORTED_TYPES, ZohoClient, bulk_exportable
+from zoho_dagster.client import (
+    LIST_UNSUPPORTED_TYPES,
+    ZohoClient,
+    bulk_exportable,
+    plan_passes,
+    same_shape_fields,
+)
 from zoho_dagster.client.client import BULK_UNSERVED
 from zoho_dagster.postgres import credit_ledger
 from zoho_dagster.postgres.database import resolve_database_url
@@ -52,6 +61,9 @@ FIELDS_PER_PASS = 49
 """At most 50 fields per call (§7.2), one of which is ``Modified_Time`` in every pass."""
 COQL_PARENTS = 50
 """Parents per COQL batch: the ``in`` limit (§3.8)."""
+COQL_PAGE = 2000
+COQL_CREDITS_PER_PAGE = 3
+"""A COQL call asking up to 2,000 rows (§3.8)."""
 BULK_JOB_RECORDS = 200_000
 """Records per Bulk Read job (§4)."""
 BULK_POLLS_PER_JOB = 20
@@ -74,11 +86,17 @@ class Estimate:
         return sum(self.parts.values())
 
 
-def _passes(fields: Sequence[Mapping[str, Any]]) -> int:
-    others = {
-        str(f.get("api_name")) for f in fields if f.get("api_name") not in (None, "id", "Modified_Time")
-    }
-    return max(1, math.ceil(len(others) / FIELDS_PER_PASS))
+def _passes(fields: Sequence[Mapping[str, Any]], coql_passes: bool) -> tuple[int, int]:
+    """Records API passes and COQL passes of a window of ``fields`` (the listable ones)."""
+    names = [str(f["api_name"]) for f in fields if f.get("api_name")]
+    plan = plan_passes(names, same_shape_fields(fields) if coql_passes else ())
+    coql = sum(1 for each in plan if each.coql)
+    return len(plan) - coql, coql
+
+
+def _coql_pass_credits(records: int) -> int:
+    """A COQL pass over ``records``: a first page of 200 (1 credit), then pages of 2,000 (3 each)."""
+    return 1 + COQL_CREDITS_PER_PAGE * math.ceil(max(0, records - PER_PAGE) / COQL_PAGE)
 
 
 def _bulk_readable(module: str, listable: Sequence[Mapping[str, Any]]) -> bool:
@@ -95,11 +113,13 @@ def estimate_credits(
     metadata: Sequence[Mapping[str, Any]],
     bulk_threshold: int,
     already_spent: int = 0,
+    coql_passes: bool = True,
 ) -> Estimate:
     """The credits a run of ``records`` records of ``module`` costs (module docstring), given its fields
     ``metadata`` (all of them: the listable ones decide the passes, the others the child tables)."""
     listable = [f for f in metadata if f.get("data_type") not in LIST_UNSUPPORTED_TYPES]
-    passes = _passes(listable)
+    records_passes, coql_passes_count = _passes(listable, coql_passes)
+    passes = records_passes + coql_passes_count
     parts = {"metadata_and_counts": already_spent}
     jobs = 0
     if 0 < bulk_threshold < records and _bulk_readable(module, listable):
@@ -107,7 +127,8 @@ def estimate_credits(
         tags = any(f.get("api_name") == "Tag" for f in listable)
         parts["records"] = passes + 2 + 1 + int(tags) + jobs * BULK_CREDITS_PER_JOB
     else:
-        parts["records"] = passes * max(1, math.ceil(records / PER_PAGE))
+        parts["records"] = records_passes * max(1, math.ceil(records / PER_PAGE))
+        parts["records"] += coql_passes_count * _coql_pass_credits(records)
     children = [f for f in metadata if f.get("data_type") in LIST_UNSUPPORTED_TYPES]
     if records and children:
         batches = math.ceil(records / COQL_PARENTS)
@@ -165,7 +186,9 @@ def check_credit_budget(
     if budget is None:
         return None
     records = window_count(client, module, *window)
-    estimate = estimate_credits(module, records, metadata, settings.bulk_threshold, client.stats.credits)
+    estimate = estimate_credits(
+        module, records, metadata, settings.bulk_threshold, client.stats.credits, settings.coql_passes
+    )
     engine = make_engine(_database_url(context, zoho_crm))
     spent = credit_ledger.spent_since(engine)
     facts = {

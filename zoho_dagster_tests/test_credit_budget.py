@@ -1,8 +1,9 @@
 """The daily credit budget (docs/design.md §3, "Credit budget"), against the simulator and a real Postgres.
 
 Expected credits come from the reference's pricing (docs/zoho-crm-api.md §2.2, §3.5, §3.6, §7.2: 1 credit per
-call, 200 records per page, 50 fields per call, ``Modified_Time`` in every pass) applied to the simulator's
-own truth and field list, and what was really spent from the simulator's credit counter.
+call, 200 records per page, 50 fields per call, ``Modified_Time`` in every pass; §3.8 for the COQL pass)
+applied to the simulator's own truth and field list, and what was really spent from the simulator's credit
+counter.
 """
 
 import math
@@ -15,6 +16,7 @@ import sqlalchemy as sa
 
 from zoho_dagster.assets import build_stream_asset
 from zoho_dagster.client import ZohoConfigError
+from zoho_dagster.client.coql import SAME_SHAPE_TYPES
 from zoho_dagster.postgres import credit_ledger
 from zoho_dagster.postgres.engine import make_engine
 from zoho_dagster.settings import load_settings
@@ -69,9 +71,17 @@ def _expected_credits(simulator: Any) -> int:
         for record in truth
         if start <= datetime.fromisoformat(record["Modified_Time"]).astimezone(UTC) < end
     )
-    fields = {f.api_name for f in MODULES_BY_NAME["Leads"].fields} - {"id", "Modified_Time"}
-    passes = math.ceil(len(fields) / 49)
-    return 1 + 1 + passes * max(1, math.ceil(records / 200)) + 1
+    fields = [f for f in MODULES_BY_NAME["Leads"].fields if f.api_name not in ("id", "Modified_Time")]
+    # Fields COQL may not read fill records API passes of 49 (plus Modified_Time), 1 credit per page of 200;
+    # the readable ones left over go to COQL passes of 48, 1 credit for a first page of 200 and 3 for each
+    # further page of 2,000 (§3.8).
+    listed = sum(1 for f in fields if f.data_type not in SAME_SHAPE_TYPES)
+    records_passes = math.ceil(listed / 49)
+    left_over = len(fields) - records_passes * 49
+    coql_passes = math.ceil(max(0, left_over) / 48)
+    records_pages = records_passes * max(1, math.ceil(records / 200))
+    coql_pages = coql_passes * (1 + 3 * math.ceil(max(0, records - 200) / 2000))
+    return 1 + 1 + records_pages + coql_pages + 1
 
 
 def _ledger(database_url: str) -> list[tuple[str, int]]:

@@ -20,6 +20,7 @@ from zoho_dagster.client.errors import (
 )
 from zoho_dagster.client.limiter import MAX_EDITION_CONCURRENCY
 from zoho_dagster.client.policy import RetryPolicy
+from zoho_dagster.client.records import FieldPass, plan_passes
 from zoho_dagster.client.redact import mask, redact, register_secret
 from zoho_dagster.client.regions import REGIONS, Region, hosts
 from zoho_dagster.client.stats import CallStats
@@ -38,6 +39,7 @@ __all__ = [
     "ChildReader",
     "ClientConfig",
     "Credentials",
+    "FieldPass",
     "InMemoryTokenCache",
     "Region",
     "RetryPolicy",
@@ -59,6 +61,7 @@ __all__ = [
     "listable_fields",
     "mask",
     "parse_datetime",
+    "plan_passes",
     "redact",
     "register_secret",
     "same_shape_fields",

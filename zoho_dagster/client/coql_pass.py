@@ -30,7 +30,7 @@ from datetime import datetime
 from typing import Any
 
 from zoho_dagster.client.coql import COQL_FIRST_PAGE, COQL_NEXT_PAGE, COQL_PATH, COQL_SCOPE, coql_cost
-from zoho_dagster.client.errors import ZohoAPIError, ZohoPermissionError
+from zoho_dagster.client.errors import ZohoAPIError, ZohoCreditsExhausted, ZohoPermissionError
 from zoho_dagster.client.http import Need, ZohoHttp
 from zoho_dagster.client.records import PassReader, Record, readable_modified_time
 from zoho_dagster.client.timeutil import header_datetime
@@ -40,6 +40,19 @@ log = logging.getLogger(__name__)
 REFUSAL_CODES = frozenset({"INVALID_QUERY", "SYNTAX_ERROR", "LIMIT_EXCEEDED", "NOT_SUPPORTED"})
 """COQL answers after which the records API reads the pass instead (§3.8's error codes, and the v6 feature
 refusal): the query itself is what Zoho will not take, so asking again cannot help."""
+REFUSAL_STATUSES = frozenset({400, 404, 405})
+"""Any other refusal of the request itself (an API or proxy without COQL): the records API can still read."""
+
+
+def refuses_coql(error: ZohoAPIError) -> bool:
+    """Whether ``error`` from a COQL call means "not through COQL" rather than "not now" or "not at all"."""
+    if isinstance(error, ZohoCreditsExhausted):
+        return False
+    return (
+        isinstance(error, ZohoPermissionError)
+        or error.code in REFUSAL_CODES
+        or error.status in REFUSAL_STATUSES
+    )
 
 
 class CoqlSwitch:
@@ -116,7 +129,7 @@ class CoqlPassReader(PassReader):
                     heavy=True,
                 )
             except ZohoAPIError as error:
-                if isinstance(error, ZohoPermissionError) or error.code in REFUSAL_CODES:
+                if refuses_coql(error):
                     self.switch.refuse(self.module, error)
                     continue
                 raise

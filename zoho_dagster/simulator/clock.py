@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from datetime import datetime, timedelta, timezone
@@ -33,11 +34,13 @@ def render_time(epoch: float, offset_minutes: int) -> str:
     return datetime.fromtimestamp(int(epoch), tz).isoformat(timespec="seconds")
 
 
+@functools.lru_cache(maxsize=8192)
 def parse_time(text: str) -> float | None:
     """Parse ISO-8601 with an offset (``Z`` accepted); None when it has no offset or is malformed.
 
     UNCONFIRMED (docs/zoho-crm-api.md §2.4): whether Zoho accepts RFC-1123 or offset-less values. Strictest
-    plausible: only ISO-8601 with an explicit offset is accepted.
+    plausible: only ISO-8601 with an explicit offset is accepted. Cached: a COQL query compares each row's
+    ``Modified_Time`` with several criteria, so the same text comes several times in a row.
     """
     try:
         value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))

@@ -260,9 +260,12 @@ class Runner:
         if _pinned(self.query.where, "id") is not None:
             return None
         since = _lower_bound(self.query.where, "Modified_Time")
+        until = _upper_bound(self.query.where, "Modified_Time")
 
         def rows() -> Iterator[dict[str, Any]]:
-            for _, index in store.stream(spec.api_name, "Modified_Time", False, since, None):
+            for key, index in store.stream(spec.api_name, "Modified_Time", False, since, None):
+                if until is not None and (key[0] > until[0] or (key[0] == until[0] and not until[1])):
+                    return  # past the last instant the criteria allow: no later row can match
                 full = store.rendered(spec.api_name, index)
                 if full is not None:
                     yield full
@@ -364,4 +367,20 @@ def _lower_bound(node: Any, column: str) -> float | None:
         if node.op == "and":
             return max((b for b in (left, right) if b is not None), default=None)
         return min(left, right) if left is not None and right is not None else None
+    return None
+
+
+def _upper_bound(node: Any, column: str) -> tuple[float, bool] | None:
+    """The latest instant of ``column`` that the criteria ``node`` can match and whether it is included, when
+    they bound it above."""
+    if isinstance(node, Comparison):
+        if node.column != column or node.op not in ("<", "<=", "=") or not isinstance(node.values[0], str):
+            return None
+        moment = parse_time(node.values[0])
+        return None if moment is None else (moment, node.op != "<")
+    if isinstance(node, Group):
+        left, right = _upper_bound(node.left, column), _upper_bound(node.right, column)
+        if node.op == "and":
+            return min((b for b in (left, right) if b is not None), default=None)
+        return max(left, right) if left is not None and right is not None else None
     return None

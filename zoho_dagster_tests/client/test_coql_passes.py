@@ -1,0 +1,119 @@
+"""COQL passes (zoho_dagster/client/coql_pass.py): the fields beyond a records API pass, read 2,000 rows a
+call, give exactly the records and values the records API gives, cost no more on small windows, and give way
+to the records API when Zoho refuses COQL."""
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from zoho_dagster.client import DEFAULT_SCOPES
+from zoho_dagster.client.records import plan_passes
+from zoho_dagster_tests.client.conftest import ClientFactory
+from zoho_dagster_tests.client.helpers import collect, field_names, truth_window, utc
+
+COQL = "POST /crm/v6/coql"
+LEADS = "GET /crm/v6/Leads"
+
+
+def _calls(simulator: Any) -> dict[str, int]:
+    return dict(simulator.control.stats()["by_endpoint"])
+
+
+def _wide_window(truth: dict[str, Any]) -> tuple[datetime, datetime]:
+    times = sorted(utc(record["Modified_Time"]) for record in truth["data"])
+    return times[0], times[-1] + timedelta(seconds=1)
+
+
+def test_plan_keeps_types_coql_cannot_return_alike_in_records_passes() -> None:
+    listed_only = [f"Lookup_{i}" for i in range(10)]
+    readable = [f"Text_{i}" for i in range(60)]
+    passes = plan_passes(["id", "Modified_Time", *listed_only, *readable], coql_fields=set(readable))
+    records, coql = [p for p in passes if not p.coql], [p for p in passes if p.coql]
+    assert len(records) == 1 and len(coql) == 1
+    assert all(p.fields[0] == "Modified_Time" for p in passes)
+    assert set(listed_only) <= set(records[0].fields)
+    assert len(records[0].fields) == 50  # the records pass is filled up before COQL takes the rest
+    assert len(coql[0].fields) == 1 + 70 - 49  # Modified_Time and the 21 fields left over
+    every = [name for p in passes for name in p.fields if name != "Modified_Time"]
+    assert sorted(every) == sorted(listed_only + readable)  # each field in exactly one pass
+    assert all(not p.coql for p in plan_passes(["Modified_Time", *readable]))  # no COQL unless allowed
+
+
+def test_a_window_read_with_coql_passes_equals_the_records_api_read(
+    simulator: Any, make_client: ClientFactory
+) -> None:
+    truth = simulator.control.truth("Leads")
+    start, end = _wide_window(truth)
+    client = make_client(max_concurrency=4)
+    metadata = client.list_fields("Leads")
+    fields = field_names(metadata)
+    assert len(fields) > 50  # two passes: one of the records API, one of COQL
+
+    before = _calls(simulator)
+    with_coql = collect(client.iter_records("Leads", start, end, fields, metadata), fields)
+    during = _calls(simulator)
+    without = collect(client.iter_records("Leads", start, end, fields), fields)
+    after = _calls(simulator)
+
+    expected = truth_window(truth, fields, start, end)
+    assert len(expected) > 2000
+    assert with_coql == expected  # every field of every record
+    assert without == expected
+    coql_calls = during.get(COQL, 0) - before.get(COQL, 0)
+    coql_pages = during.get(LEADS, 0) - before.get(LEADS, 0)
+    records_pages = after.get(LEADS, 0) - during.get(LEADS, 0)
+    assert coql_calls > 0
+    # The COQL pass reads ten times more a call: the read takes about half the records API's calls.
+    assert coql_pages + coql_calls < 0.7 * records_pages
+
+
+def test_a_window_of_one_page_costs_what_the_records_api_costs(
+    simulator: Any, make_client: ClientFactory
+) -> None:
+    truth = simulator.control.truth("Leads")
+    times = sorted(utc(record["Modified_Time"]) for record in truth["data"])
+    start, end = times[100], times[150]
+    client = make_client()
+    metadata = client.list_fields("Leads")
+    fields = field_names(metadata)
+    calls, credits = client.stats.calls, client.stats.credits
+    got = collect(client.iter_records("Leads", start, end, fields, metadata), fields)
+    assert got == truth_window(truth, fields, start, end)
+    assert 0 < len(got) < 200
+    assert client.stats.calls - calls == 2  # one page per pass, the floor ceil(N/200) * ceil(F/50)
+    # The COQL page asked limit 200: 1 credit (docs/zoho-crm-api.md §3.8), as the records API's page.
+    assert client.stats.credits - credits == 2
+    assert _calls(simulator).get(COQL) == 1
+
+
+def test_a_token_without_the_coql_scope_reads_with_the_records_api(
+    simulator: Any, make_client: ClientFactory
+) -> None:
+    truth = simulator.control.truth("Leads")
+    start, end = _wide_window(truth)
+    scopes = ",".join(s for s in DEFAULT_SCOPES.split(",") if s != "ZohoCRM.coql.READ")
+    client = make_client(scopes=scopes, max_concurrency=4)
+    metadata = client.list_fields("Leads")
+    fields = field_names(metadata)
+    got = collect(client.iter_records("Leads", start, end, fields, metadata), fields)
+    assert got == truth_window(truth, fields, start, end)
+    assert _calls(simulator).get(COQL) == 1  # refused once for the whole read, slices included
+
+
+def test_more_records_at_one_instant_than_a_coql_page_are_each_read_once(
+    simulator: Any, make_client: ClientFactory
+) -> None:
+    truth = simulator.control.truth("Leads")
+    instant = datetime(2030, 2, 3, 4, 5, 6, tzinfo=timezone.utc)
+    ids = [record["id"] for record in truth["data"][:450]]
+    for rid in ids:  # a mass update: 450 records share one Modified_Time second
+        simulator.control.update("Leads", rid, {"Modified_Time": instant.isoformat()})
+    client = make_client(max_concurrency=1)  # one slice: the pages of 200, then 2,000, meet the tie
+    metadata = client.list_fields("Leads")
+    fields = field_names(metadata)
+    pages = list(client.iter_records("Leads", instant, instant + timedelta(seconds=1), fields, metadata))
+    read = [record["id"] for page in pages for record in page]
+    assert sorted(read) == sorted(ids)  # none lost, none twice
+    assert collect(pages, fields) == truth_window(
+        simulator.control.truth("Leads"), fields, instant, instant + timedelta(seconds=1)
+    )
+    assert _calls(simulator).get(COQL) == 2  # limit 200 then 2,000: the second starts after the first's id
