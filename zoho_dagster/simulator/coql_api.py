@@ -259,8 +259,9 @@ class Runner:
             return None
         if _pinned(self.query.where, "id") is not None:
             return None
-        since = _lower_bound(self.query.where, "Modified_Time")
-        until = _upper_bound(self.query.where, "Modified_Time")
+        lowest = _bound(self.query.where, "Modified_Time", above=False)
+        since = None if lowest is None else lowest[0]
+        until = _bound(self.query.where, "Modified_Time", above=True)
 
         def rows() -> Iterator[dict[str, Any]]:
             for key, index in store.stream(spec.api_name, "Modified_Time", False, since, None):
@@ -356,31 +357,27 @@ def _pinned(node: Any, column: str) -> list[Any] | None:
     return None
 
 
-def _lower_bound(node: Any, column: str) -> float | None:
-    """The earliest instant of ``column`` that the criteria ``node`` can match, when they bound it below."""
-    if isinstance(node, Comparison):
-        if node.column != column or node.op not in (">", ">=", "=") or not isinstance(node.values[0], str):
-            return None
-        return parse_time(node.values[0])
-    if isinstance(node, Group):
-        left, right = _lower_bound(node.left, column), _lower_bound(node.right, column)
-        if node.op == "and":
-            return max((b for b in (left, right) if b is not None), default=None)
-        return min(left, right) if left is not None and right is not None else None
-    return None
+_BELOW = {">": False, ">=": True, "=": True}
+_ABOVE = {"<": False, "<=": True, "=": True}
 
 
-def _upper_bound(node: Any, column: str) -> tuple[float, bool] | None:
-    """The latest instant of ``column`` that the criteria ``node`` can match and whether it is included, when
-    they bound it above."""
+def _bound(node: Any, column: str, above: bool) -> tuple[float, bool] | None:
+    """The instant by which the criteria ``node`` bound ``column`` below (``above``: above), and whether it is
+    included: the tightest bound of an ``and``, the looser of an ``or``; None when they do not bound it."""
     if isinstance(node, Comparison):
-        if node.column != column or node.op not in ("<", "<=", "=") or not isinstance(node.values[0], str):
+        ops = _ABOVE if above else _BELOW
+        if node.column != column or node.op not in ops or not isinstance(node.values[0], str):
             return None
         moment = parse_time(node.values[0])
-        return None if moment is None else (moment, node.op != "<")
+        return None if moment is None else (moment, ops[node.op])
     if isinstance(node, Group):
-        left, right = _upper_bound(node.left, column), _upper_bound(node.right, column)
+        sides = [_bound(node.left, column, above), _bound(node.right, column, above)]
+        known = [side for side in sides if side is not None]
+
+        def tightness(bound: tuple[float, bool]) -> tuple[float, bool]:
+            return (-bound[0] if above else bound[0], not bound[1])
+
         if node.op == "and":
-            return min((b for b in (left, right) if b is not None), default=None)
-        return max(left, right) if left is not None and right is not None else None
+            return max(known, key=tightness, default=None)
+        return min(known, key=tightness) if len(known) == 2 else None
     return None

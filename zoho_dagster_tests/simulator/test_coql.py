@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any
 
 import requests
@@ -69,6 +70,37 @@ def test_criteria_compare_by_type(sim: RunningSimulator) -> None:
     expected = [r["id"] for r in big if r["Amount"] >= amount and r["Stage"] == "Closed Won"]
     assert [r["id"] for r in rows] == expected[:2000]
     assert all(r["Stage"] == "Closed Won" for r in rows)
+
+
+def test_modified_time_order_and_keyset_criteria_give_the_window_in_order(sim: RunningSimulator) -> None:
+    org, tok = sim.primary, token(sim.primary)
+    truth = sim.control.truth("Contacts")["data"]
+
+    def instant(record: dict[str, Any]) -> datetime:
+        return datetime.fromisoformat(record["Modified_Time"]).astimezone(timezone.utc)
+
+    ordered = sorted(truth, key=lambda r: (instant(r), r["id"]))
+    start, end = instant(ordered[len(ordered) // 5]), instant(ordered[len(ordered) // 2])
+    expected = [r["id"] for r in ordered if start <= instant(r) < end]
+    assert len(expected) > 300
+    read: list[str] = []
+    after = f"Modified_Time >= '{start.isoformat()}'"
+    while True:  # the keyset walk of the client's COQL passes, 150 rows a page
+        resp = coql(
+            org,
+            tok,
+            f"select id, Modified_Time from Contacts where ({after} and Modified_Time < '{end.isoformat()}') "
+            "order by Modified_Time asc, id asc limit 150",
+        )
+        assert resp.status_code == 200, resp.text
+        body = resp.json()
+        read += [row["id"] for row in body["data"]]
+        if not body["info"]["more_records"]:
+            break
+        last = body["data"][-1]
+        moment = instant(last).isoformat()
+        after = f"(Modified_Time > '{moment}' or (Modified_Time = '{moment}' and id > '{last['id']}'))"
+    assert read == expected
 
 
 def test_subform_and_linking_modules(sim: RunningSimulator) -> None:
