@@ -8,8 +8,9 @@ The shape follows docs/design.md §3 and Zoho's limits (docs/zoho-crm-api.md §2
 - fields whose COQL value is the list API's (``coql_fields``) that do not fit the records passes' 50 slots
   are read by *COQL passes* instead (:mod:`zoho_dagster.client.coql_pass`): 2,000 records per call instead
   of 200, so a second pass costs a tenth of the round trips;
-- passes advance together, each at most one page ahead of the slowest, and are joined on ``id``: a record is
-  emitted when every pass delivered it, so memory holds about two pages per pass, never the module;
+- passes advance together, each at most 200 records ahead of the slowest (a COQL pass's page of 2,000 waits
+  for the others to reach it), and are joined on ``id``: a record is emitted when every pass delivered it,
+  so memory holds about two pages per pass, never the module;
 - a record one pass missed (it was modified while the passes ran and moved) or whose passes disagree on
   ``Modified_Time`` is completed with ``ids=`` calls, so every emitted record is one version of that record;
 - a page-token chain that hits Zoho's cap (``PAGINATION_LIMIT_EXCEEDED``) or an expired token restarts from
@@ -80,6 +81,13 @@ def field_passes(fields: Sequence[str]) -> list[list[str]]:
     """``fields`` in groups of at most 50, each holding ``Modified_Time`` (``id`` always comes back anyway).
     """
     return [each.fields for each in plan_passes(fields)]
+
+
+def _one_version(parts: dict[int, Record]) -> bool:
+    """Whether the parts of a record carry one ``Modified_Time``: the same text, or the same instant written
+    another way (COQL's rendering of a date-time is UNCONFIRMED, docs/zoho-crm-api.md §3.8)."""
+    stamps = {part[CURSOR_FIELD] for part in parts.values()}
+    return len(stamps) == 1 or len({_version_key(part) for part in parts.values()}) == 1
 
 
 def modified_time(record: Record) -> datetime:
@@ -421,7 +429,7 @@ class WindowReader:
         ready: list[Record] = []
         todo: dict[str, dict[int, Record]] = {}
         for rid, parts in parts_by_id.items():
-            if len(parts) == len(self.passes) and len({part[CURSOR_FIELD] for part in parts.values()}) == 1:
+            if len(parts) == len(self.passes) and _one_version(parts):
                 ready.append(self._merge(parts))
             else:
                 todo[rid] = parts
@@ -471,7 +479,9 @@ class WindowReader:
 
     @staticmethod
     def _merge(parts: dict[int, Record]) -> Record:
+        """One record from its passes' parts; ``id`` and ``Modified_Time``, in every part, as the first pass
+        (a records API pass when there is one) wrote them."""
         merged: Record = {}
-        for index in sorted(parts):
+        for index in sorted(parts, reverse=True):
             merged.update(parts[index])
         return merged

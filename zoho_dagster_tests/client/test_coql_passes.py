@@ -117,3 +117,16 @@ def test_more_records_at_one_instant_than_a_coql_page_are_each_read_once(
         simulator.control.truth("Leads"), fields, instant, instant + timedelta(seconds=1)
     )
     assert _calls(simulator).get(COQL) == 2  # limit 200 then 2,000: the second starts after the first's id
+
+
+def test_parts_with_one_instant_written_two_ways_are_one_version() -> None:
+    # COQL's rendering of a date-time is UNCONFIRMED (docs/zoho-crm-api.md §3.8): the same instant in another
+    # offset must join without a refetch, and the merged record keeps the records API pass's text.
+    from zoho_dagster.client.records import WindowReader, _one_version
+
+    listed = {"id": "1", "Modified_Time": "2024-05-02T09:10:11+05:30", "Owner": {"id": "9"}}
+    coql = {"id": "1", "Modified_Time": "2024-05-02T03:40:11+00:00", "Email": "a@b.c"}
+    assert _one_version({0: listed, 1: coql})
+    assert not _one_version({0: listed, 1: {**coql, "Modified_Time": "2024-05-02T03:40:12+00:00"}})
+    merged = WindowReader._merge({0: listed, 1: coql})
+    assert merged == {**coql, **listed}
