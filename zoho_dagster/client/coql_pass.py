@@ -140,11 +140,14 @@ class CoqlPassReader(PassReader):
         return super().next_page()
 
     def _leave_coql(self) -> None:
-        """Go on with the records API: a fresh chain from the last instant taken (its ids are skipped)."""
         with self.lock:
-            self.coql = False
-            if self.last_seen is not None:
-                self.since = self.last_seen
+            self._leave_coql_locked()
+
+    def _leave_coql_locked(self) -> None:
+        """Go on with the records API: a fresh chain from the last instant taken (its ids are skipped)."""
+        self.coql = False
+        if self.last_seen is not None:
+            self.since = self.last_seen
 
     def _accept_locked(self, body: dict[str, Any]) -> list[Record]:
         if not self.coql:  # the records API's page, after leaving COQL
@@ -157,11 +160,8 @@ class CoqlPassReader(PassReader):
             last = rows[-1]
             when = readable_modified_time(last)
             if when is None or last.get("id") is None:
-                # No keyset to go on from (Zoho sent a Modified_Time that is not a date-time): the records
-                # API's chain continues from the last instant taken.
-                self.coql = False
-                if self.last_seen is not None:
-                    self.since = self.last_seen
+                # No keyset to go on from (Zoho sent a Modified_Time that is not a date-time).
+                self._leave_coql_locked()
             else:
                 self.after = (header_datetime(when), str(last["id"]))
         self.limit = COQL_NEXT_PAGE
