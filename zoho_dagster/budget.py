@@ -48,6 +48,7 @@ from zoho_dagster.client import (
     same_shape_fields,
 )
 from zoho_dagster.client.client import BULK_UNSERVED
+from zoho_dagster.client.coql import COQL_FIRST_PAGE, COQL_NEXT_PAGE, coql_cost
 from zoho_dagster.postgres import credit_ledger
 from zoho_dagster.postgres.database import resolve_database_url
 from zoho_dagster.postgres.engine import make_engine
@@ -61,9 +62,6 @@ FIELDS_PER_PASS = 49
 """At most 50 fields per call (§7.2), one of which is ``Modified_Time`` in every pass."""
 COQL_PARENTS = 50
 """Parents per COQL batch: the ``in`` limit (§3.8)."""
-COQL_PAGE = 2000
-COQL_CREDITS_PER_PAGE = 3
-"""A COQL call asking up to 2,000 rows (§3.8)."""
 BULK_JOB_RECORDS = 200_000
 """Records per Bulk Read job (§4)."""
 BULK_POLLS_PER_JOB = 20
@@ -95,8 +93,10 @@ def _passes(fields: Sequence[Mapping[str, Any]], coql_passes: bool) -> tuple[int
 
 
 def _coql_pass_credits(records: int) -> int:
-    """A COQL pass over ``records``: a first page of 200 (1 credit), then pages of 2,000 (3 each)."""
-    return 1 + COQL_CREDITS_PER_PAGE * math.ceil(max(0, records - PER_PAGE) / COQL_PAGE)
+    """A COQL pass over ``records``: a first page of 200 (1 credit), then pages of 2,000 (3 each), the page
+    sizes :mod:`zoho_dagster.client.coql_pass` asks for."""
+    later_pages = math.ceil(max(0, records - COQL_FIRST_PAGE) / COQL_NEXT_PAGE)
+    return coql_cost(COQL_FIRST_PAGE) + later_pages * coql_cost(COQL_NEXT_PAGE)
 
 
 def _bulk_readable(module: str, listable: Sequence[Mapping[str, Any]]) -> bool:

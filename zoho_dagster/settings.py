@@ -273,8 +273,16 @@ def _number(
     return value
 
 
-_SWITCH_WORDS = {"true": True, "1": True, "yes": True, "on": True}
-_SWITCH_WORDS.update({"false": False, "0": False, "no": False, "off": False})
+_SWITCH_WORDS = {
+    "true": True,
+    "1": True,
+    "yes": True,
+    "on": True,
+    "false": False,
+    "0": False,
+    "no": False,
+    "off": False,
+}
 
 
 def _switch(raw: "RawSettings", name: str, default: bool) -> bool:

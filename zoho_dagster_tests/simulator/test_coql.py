@@ -21,20 +21,25 @@ def coql(org: dict[str, Any], tok: str, query: str) -> requests.Response:
     )
 
 
+def coql_body(org: dict[str, Any], tok: str, query: str) -> dict[str, Any]:
+    """The answer of a query that must succeed (200), decoded."""
+    resp = coql(org, tok, query)
+    assert resp.status_code == 200, resp.text
+    return dict(resp.json())
+
+
 def test_select_with_lookups_dots_and_in(sim: RunningSimulator) -> None:
     org, tok = sim.primary, token(sim.primary)
     deals = get(org, "/crm/v6/Deals", tok, {"fields": "Deal_Name,Account_Name,Amount", "per_page": 3}).json()[
         "data"
     ]
     ids = ", ".join(f"'{d['id']}'" for d in deals)
-    resp = coql(
+    body = coql_body(
         org,
         tok,
         f"select Deal_Name, Account_Name, Account_Name.Account_Name, Amount from Deals where (id in ({ids})) "
         "order by id asc limit 0, 10",
     )
-    assert resp.status_code == 200, resp.text
-    body = resp.json()
     assert body["info"] == {"count": 3, "more_records": False}
     by_id = {d["id"]: d for d in deals}
     assert [r["id"] for r in body["data"]] == sorted(by_id, key=int)
@@ -86,14 +91,12 @@ def test_modified_time_order_and_keyset_criteria_give_the_window_in_order(sim: R
     read: list[str] = []
     after = f"Modified_Time >= '{start.isoformat()}'"
     while True:  # the keyset walk of the client's COQL passes, 150 rows a page
-        resp = coql(
+        body = coql_body(
             org,
             tok,
             f"select id, Modified_Time from Contacts where ({after} and Modified_Time < '{end.isoformat()}') "
             "order by Modified_Time asc, id asc limit 150",
         )
-        assert resp.status_code == 200, resp.text
-        body = resp.json()
         read += [row["id"] for row in body["data"]]
         if not body["info"]["more_records"]:
             break
@@ -108,27 +111,24 @@ def test_subform_and_linking_modules(sim: RunningSimulator) -> None:
     truth = sim.control.truth("Quotes")["children"]["Quoted_Items"]
     parents = list(dict.fromkeys(r["_parent_id"] for r in truth))[:50]
     values = ", ".join(f"'{p}'" for p in parents)
-    resp = coql(
+    rows = coql_body(
         org,
         tok,
         f"select Product_Name, Quantity, Parent_Id from Quoted_Items where Parent_Id in ({values}) "
         "limit 2000",
-    )
-    assert resp.status_code == 200, resp.text
-    rows = resp.json()["data"]
+    )["data"]
     expected = [r for r in truth if r["_parent_id"] in set(parents)]
     assert [r["id"] for r in rows] == sorted((r["id"] for r in expected), key=int)
     assert all(set(r["Parent_Id"]) == {"id"} for r in rows)
     links = sim.control.truth("Deals")["children"]["Partner_Accounts"]
     deal = links[0]["_parent_id"]
-    resp = coql(
+    linked = coql_body(
         org,
         tok,
         "select Partner_Account, Partner_Account.Account_Name, Deal from Deals_X_Accounts "
         f"where Deal = '{deal}'",
-    )
-    assert resp.status_code == 200, resp.text
-    assert {r["Partner_Account"]["id"] for r in resp.json()["data"]} == {
+    )["data"]
+    assert {r["Partner_Account"]["id"] for r in linked} == {
         r["Partner_Account"]["id"] for r in links if r["_parent_id"] == deal
     }
 
