@@ -18,7 +18,8 @@ from datetime import date
 import dagster as dg
 
 from zoho_dagster.budget import check_credit_budget
-from zoho_dagster.client import CallStats, ChildField, ChildReader, ZohoClient, listable_fields
+from zoho_dagster.client import CallStats, ChildField, ChildReader, ZohoClient, record_fields
+from zoho_dagster.client.visibility import is_system_key
 from zoho_dagster.discovery import snake_case
 from zoho_dagster.failures import zoho_errors_as_failures
 from zoho_dagster.metadata_source import org_metadata_source
@@ -125,9 +126,14 @@ def _record_stream(
         assert spec.module is not None
         start, end = utc_window(context.partition_time_window)
         metadata = client.list_fields(spec.module)
-        fields = listable_fields(metadata)
+        fields = record_fields(metadata)
         check_credit_budget(context, zoho_crm, client, spec.name, spec.module, (start, end), metadata)
-        names = [str(f["api_name"]) for f in fields if f.get("api_name") and f.get("api_name") != "id"]
+        # The `$` keys come with every record unasked; `fields` names Zoho's fields only.
+        names = [
+            str(f["api_name"])
+            for f in fields
+            if f.get("api_name") and f.get("api_name") != "id" and not is_system_key(str(f["api_name"]))
+        ]
         context.log.info(
             f"{spec.name}: Modified_Time in [{start.isoformat()}, {end.isoformat()}), {len(names)} fields"
         )

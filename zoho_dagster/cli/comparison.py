@@ -33,34 +33,63 @@ def _expected(truth: dict[str, Any], since: datetime) -> tuple[set[str], set[str
     return live, deleted, older
 
 
+def hidden_in_truth(truth: Mapping[str, Any], live: set[str]) -> tuple[int, int]:
+    """(converted, awaiting approval) among the truth's records in ``live``: the records Zoho's list API
+    leaves out unless asked (docs/zoho-crm-api.md §2.1)."""
+    rows = [r for r in truth.get("data") or [] if str(r.get("id")) in live]
+    converted = sum(1 for r in rows if r.get("$converted") is True)
+    awaiting = sum(1 for r in rows if r.get("$approved") is False)
+    return converted, awaiting
+
+
 def compare(simulator: Any, specs: Sequence[Any], tables: dict[str, str], anchor: date, url: str) -> bool:
-    """Print the table of rows per stream beside the simulator's truth; True when every stream matches."""
+    """Print the table of rows per stream beside the simulator's truth; True when every stream matches.
+
+    Converted records and records awaiting approval are counted apart ("conv", "appr"): they are what a
+    sync that forgets Zoho's ``converted`` and ``approved`` defaults loses, and they must match too.
+    """
     from zoho_dagster.postgres.engine import make_engine
-    from zoho_dagster.postgres.queries import table_state
+    from zoho_dagster.postgres.queries import hidden_counts, table_state
     from zoho_dagster.postgres.tables import TableName
 
     since = datetime.combine(anchor, dtime(0), tzinfo=timezone.utc)
     engine = make_engine(url)
     print()
-    print(f"{'stream':<16} {'table live':>10} {'deleted':>8} | {'truth live':>10} {'deleted':>8} | result")
-    print("-" * 70)
+    print(
+        f"{'stream':<16} {'table live':>10} {'conv':>6} {'appr':>5} {'deleted':>8} | "
+        f"{'truth live':>10} {'conv':>6} {'appr':>5} {'deleted':>8} | result"
+    )
+    print("-" * 96)
     all_match = True
     skipped = 0
+    hidden_total = [0, 0]
     for spec in specs:
-        state = table_state(engine, TableName.parse(tables[spec.name]))
+        target = TableName.parse(tables[spec.name])
+        state = table_state(engine, target)
         truth = simulator.control.truth(spec.module or spec.name)
         if spec.module is None:  # users and modules: a full refresh holds exactly the org's current rows
             live, deleted, older = {str(row["id"]) for row in truth["data"]}, set(), 0
+            stored, wanted = (0, 0), (0, 0)
         else:
             live, deleted, older = _expected(truth, since)
+            with engine.connect() as conn:
+                counts = hidden_counts(conn, target)
+            stored, wanted = (counts.converted, counts.awaiting_approval), hidden_in_truth(truth, live)
+        hidden_total = [hidden_total[0] + wanted[0], hidden_total[1] + wanted[1]]
         skipped += older
-        match = state.live == live and state.deleted == deleted
+        match = state.live == live and state.deleted == deleted and stored == wanted
         all_match = all_match and match
         print(
-            f"{spec.name:<16} {len(state.live):>10,} {len(state.deleted):>8,} | {len(live):>10,} "
-            f"{len(deleted):>8,} | {'match' if match else 'MISMATCH'}"
+            f"{spec.name:<16} {len(state.live):>10,} {stored[0]:>6,} {stored[1]:>5,} "
+            f"{len(state.deleted):>8,} | "
+            f"{len(live):>10,} {wanted[0]:>6,} {wanted[1]:>5,} {len(deleted):>8,} | "
+            f"{'match' if match else 'MISMATCH'}"
         )
-    print("-" * 70)
+    print("-" * 96)
+    print(
+        f"(conv: converted records, appr: records awaiting approval; Zoho's list API leaves both out unless "
+        f"asked. The truth holds {hidden_total[0]:,} and {hidden_total[1]:,}.)"
+    )
     if skipped:
         print(
             f"({skipped:,} simulator records were last modified before the anchor {anchor}, outside the "

@@ -7,7 +7,13 @@ What other layers may use is exported here; the submodules are its internals.
 from zoho_dagster.client.auth import DEFAULT_SCOPES, Credentials
 from zoho_dagster.client.bulk import BulkReader, BulkUnavailable, bulk_exportable
 from zoho_dagster.client.children import ChildField, ChildReader, child_fields
-from zoho_dagster.client.client import LIST_UNSUPPORTED_TYPES, ClientConfig, ZohoClient, listable_fields
+from zoho_dagster.client.client import (
+    LIST_UNSUPPORTED_TYPES,
+    ClientConfig,
+    ZohoClient,
+    listable_fields,
+    record_fields,
+)
 from zoho_dagster.client.coql import coql_cost, same_shape_fields
 from zoho_dagster.client.errors import (
     ZohoAPIError,
@@ -62,6 +68,7 @@ __all__ = [
     "mask",
     "parse_datetime",
     "plan_passes",
+    "record_fields",
     "redact",
     "register_secret",
     "same_shape_fields",

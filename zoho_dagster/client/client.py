@@ -33,6 +33,7 @@ from zoho_dagster.client.slices import SlicedReader
 from zoho_dagster.client.stats import CallStats
 from zoho_dagster.client.timeutil import header_datetime
 from zoho_dagster.client.token_cache import PROCESS_TOKEN_CACHE, TokenCache
+from zoho_dagster.client.visibility import EVERY_RECORD, system_fields
 
 PAGE_LIMIT_CODE = "DISCRETE_PAGINATION_LIMIT_EXCEEDED"
 log = logging.getLogger(__name__)
@@ -97,6 +98,14 @@ class _Counts:
 def listable_fields(fields: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """The fields of ``fields`` (a module's metadata) that the records list API returns."""
     return [field for field in fields if field.get("data_type") not in LIST_UNSUPPORTED_TYPES]
+
+
+def record_fields(fields: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The columns of a module's table as field metadata: the listable fields, then the ``$`` keys that say
+    whether a record is converted or awaiting approval (:func:`zoho_dagster.client.visibility.system_fields`).
+    """
+    listable = listable_fields(fields)
+    return [*listable, *system_fields(listable)]
 
 
 def module_scope(module: str) -> str:
@@ -232,7 +241,11 @@ class ZohoClient:
         """Calls in flight the org's edition allows (docs/zoho-crm-api.md §6.3); 5 when Zoho does not say.
 
         One call per org and process (remembered), and none when the token lacks ``ZohoCRM.org.READ``: the
-        lowest figure is the safe answer then.
+        lowest figure is the safe answer then. Any other failure of this optional call (an error answer that
+        outlived the retries, a body that is not the documented shape) also falls back to the lowest figure,
+        with one log line, and the sync goes on; it is not remembered, so the next client asks again. Only a
+        failure of the run's own credentials (:class:`ZohoAuthError`) stops the run: every later call would
+        fail the same way.
         """
         known = _EDITION_CONCURRENCY_SEEN.get(self._org_key)
         if known is None:
@@ -240,6 +253,13 @@ class ZohoClient:
                 known = edition_concurrency(self.org().get("license_details") or {})
             except ZohoPermissionError:
                 known = DEFAULT_CONCURRENCY
+            except (ZohoAPIError, ValueError, TypeError, AttributeError) as error:
+                log.warning(
+                    "The org's edition could not be read from /org (%s); using the lowest concurrency, %d.",
+                    " ".join(str(error).split()) or type(error).__name__,
+                    DEFAULT_CONCURRENCY,
+                )
+                return DEFAULT_CONCURRENCY
             _EDITION_CONCURRENCY_SEEN[self._org_key] = known
         return known
 
@@ -347,11 +367,12 @@ class ZohoClient:
         return max(1, in_flight // window.call_weight)
 
     def changed_since(self, module: str, since: datetime) -> bool:
-        """Whether any record of ``module`` was modified at or after ``since``: one call, 304/204 mean no."""
+        """Whether any record of ``module`` was modified at or after ``since``: one call, 304/204 mean no.
+        Converted records and records awaiting approval count too (:mod:`zoho_dagster.client.visibility`)."""
         answer = self.http.get(
             f"/{module}",
             Need(module_scope(module), f"the {module} records"),
-            params={"fields": CURSOR_FIELD, "per_page": 1},
+            params={"fields": CURSOR_FIELD, "per_page": 1, **EVERY_RECORD},
             headers={"If-Modified-Since": header_datetime(since)},
         )
         return bool(answer.body and answer.body.get("data"))

@@ -11,8 +11,13 @@ The shape follows docs/design.md §3 and Zoho's limits (docs/zoho-crm-api.md §2
 - passes advance together, each at most 200 records ahead of the slowest (a COQL pass's page of 2,000 waits
   for the others to reach it), and are joined on ``id``: a record is emitted when every pass delivered it,
   so memory holds about two pages per pass, never the module;
-- a record one pass missed (it was modified while the passes ran and moved) or whose passes disagree on
-  ``Modified_Time`` is completed with ``ids=`` calls, so every emitted record is one version of that record;
+- the first pass is always a records API pass, asked for every record (``converted=both&approved=both``,
+  :mod:`zoho_dagster.client.visibility`): it is the window's spine. COQL may leave out converted records or
+  records awaiting approval (UNCONFIRMED, docs/zoho-crm-api.md §3.8), so no record depends on a COQL pass;
+- a record one pass missed (it was modified while the passes ran and moved, or the pass's route leaves it
+  out) or whose passes disagree on ``Modified_Time`` is completed with ``ids=`` calls, so every emitted
+  record is one version of that record, with every field; a record a pass has already gone past is
+  completed as soon as 100 such are waiting, so such records never pile up in memory until the window ends;
 - a page-token chain that hits Zoho's cap (``PAGINATION_LIMIT_EXCEEDED``) or an expired token restarts from
   the last ``Modified_Time`` seen, skipping the ids already emitted at that instant: split in time, never cut.
 
@@ -22,7 +27,7 @@ newer ``Modified_Time``); consumers keep the newest, as the IO manager's upsert 
 
 import logging
 import threading
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -32,6 +37,7 @@ from zoho_dagster.client.coql import COQL_COLUMNS, COQL_FIRST_PAGE, COQL_NEXT_PA
 from zoho_dagster.client.errors import ZohoAPIError
 from zoho_dagster.client.http import Need, ZohoHttp
 from zoho_dagster.client.timeutil import as_utc, header_datetime, parse_datetime
+from zoho_dagster.client.visibility import EVERY_RECORD
 
 if TYPE_CHECKING:
     from zoho_dagster.client.coql_pass import CoqlSwitch
@@ -59,14 +65,17 @@ class FieldPass:
 def plan_passes(fields: Sequence[str], coql_fields: Collection[str] = ()) -> list[FieldPass]:
     """``fields`` in passes: records API passes of at most 50 fields for those COQL may not read, filled up
     with COQL-readable ones, then COQL passes of at most 48 for the rest (50 columns with ``id`` and
-    ``Modified_Time``, docs/zoho-crm-api.md §3.8). Without ``coql_fields``, records API passes only."""
+    ``Modified_Time``, docs/zoho-crm-api.md §3.8). Without ``coql_fields``, records API passes only. There is
+    always a records API pass first."""
     listed: list[str] = []
     readable: list[str] = []
     for name in fields:
         if name not in (CURSOR_FIELD, "id") and name not in listed and name not in readable:
             (readable if name in coql_fields else listed).append(name)
     size = MAX_FIELDS_PER_CALL - 1
-    room = -len(listed) % size
+    # The first pass is a records API pass even when COQL could read every field: it is the one route that
+    # surely returns every record of the window (docs/zoho-crm-api.md §3.8, COQL and hidden records).
+    room = -len(listed) % size if listed else size
     listed, readable = listed + readable[:room], readable[room:]
     coql_size = COQL_COLUMNS - 2
     passes = [FieldPass([CURSOR_FIELD, *listed[i : i + size]]) for i in range(0, len(listed), size)]
@@ -117,11 +126,19 @@ class PassReader:
     """One field pass over the window: its own page-token chain, restarted in time when the chain breaks."""
 
     def __init__(
-        self, http: ZohoHttp, module: str, fields: list[str], start: datetime, end: datetime, need: Need
+        self,
+        http: ZohoHttp,
+        module: str,
+        fields: list[str],
+        start: datetime,
+        end: datetime,
+        need: Need,
+        scope: Mapping[str, str] = EVERY_RECORD,
     ) -> None:
         self.http = http
         self.module = module
         self.fields = fields
+        self.scope = scope
         self.start = start
         self.end = end
         self.need = need
@@ -147,6 +164,7 @@ class PassReader:
             "sort_by": CURSOR_FIELD,
             "sort_order": "asc",
             "per_page": PER_PAGE,
+            **self.scope,
         }
         if self.page_token:
             params["page_token"] = self.page_token
@@ -246,6 +264,7 @@ class WindowReader:
         coql_fields: Collection[str] = (),
         coql_switch: "CoqlSwitch | None" = None,
         coql_first_page: int = COQL_FIRST_PAGE,
+        scope: Mapping[str, str] = EVERY_RECORD,
     ) -> None:
         # coql_pass builds on PassReader, defined here, so it is imported when a window is made.
         from zoho_dagster.client.coql_pass import CoqlPassReader, CoqlSwitch
@@ -255,14 +274,17 @@ class WindowReader:
         self.need = need
         self.start, self.end = as_utc(start), as_utc(end)
         self.fields = list(fields)
-        self.coql_fields = frozenset(coql_fields)
+        self.scope = scope
+        # COQL has no equivalent of the list API's ``converted`` and ``approved``: a read of a hidden set
+        # (visibility.HIDDEN_SETS) uses the records API only.
+        self.coql_fields = frozenset(coql_fields) if scope == EVERY_RECORD else frozenset()
         self.coql_switch = coql_switch or CoqlSwitch()
         self.passes: list[PassReader] = [
             CoqlPassReader(
                 http, module, each.fields, self.start, self.end, need, self.coql_switch, coql_first_page
             )
             if each.coql
-            else PassReader(http, module, each.fields, self.start, self.end, need)
+            else PassReader(http, module, each.fields, self.start, self.end, need, scope)
             for each in plan_passes(fields, self.coql_fields)
         ]
         self.parallelism = max(1, min(parallelism, len(self.passes)))
@@ -287,6 +309,7 @@ class WindowReader:
             self.coql_fields,
             self.coql_switch,
             COQL_NEXT_PAGE,
+            self.scope,
         )
 
     @property
@@ -409,11 +432,32 @@ class WindowReader:
         yield from self._leftovers(pending)
 
     def _take_complete(self, pending: dict[str, dict[int, Record]]) -> list[Record]:
-        """Merge and remove the records every pass has delivered."""
+        """Merge and remove the records every pass has delivered, and, once 100 are waiting, those a pass
+        has gone past without delivering them (completed by ``ids=``)."""
         complete = {rid: parts for rid, parts in pending.items() if len(parts) == len(self.passes)}
+        overtaken = self._overtaken(pending) if len(pending) - len(complete) >= MAX_IDS_PER_CALL else {}
+        if len(overtaken) >= MAX_IDS_PER_CALL:
+            complete.update(overtaken)
         for rid in complete:
             del pending[rid]
         return self._merge_all(complete)
+
+    def _overtaken(self, pending: dict[str, dict[int, Record]]) -> dict[str, dict[int, Record]]:
+        """The incomplete records every pass that lacks them has read past: such a pass will not deliver them
+        (its route leaves them out, e.g. COQL and a converted lead, or they moved), so waiting for the end of
+        the window would only hold them in memory."""
+        marks = [reader.last_seen if not reader.done else None for reader in self.passes]
+        found: dict[str, dict[int, Record]] = {}
+        for rid, parts in pending.items():
+            if len(parts) == len(self.passes):
+                continue
+            when = readable_modified_time(next(iter(parts.values())))
+            if when is None:
+                continue
+            missing = (i for i in range(len(self.passes)) if i not in parts)
+            if all(self.passes[i].done or (marks[i] is not None and marks[i] > when) for i in missing):
+                found[rid] = parts
+        return found
 
     def _leftovers(self, pending: dict[str, dict[int, Record]]) -> Iterator[list[Record]]:
         while pending:  # seen by some passes only: modified while the passes ran
@@ -466,7 +510,7 @@ class WindowReader:
                 answer = self.http.get(
                     f"/{self.module}",
                     self.need,
-                    params={"ids": ",".join(chunk), "fields": ",".join(reader.fields)},
+                    params={"ids": ",".join(chunk), "fields": ",".join(reader.fields), **EVERY_RECORD},
                 )
                 found = {str(r["id"]): r for r in (answer.body or {}).get("data") or []}
                 for rid in chunk:

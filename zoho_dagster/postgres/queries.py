@@ -74,21 +74,43 @@ def cursor_column(columns: Sequence[Mapping[str, Any]], cursor_field: str | None
     return None
 
 
+def field_column(columns: Sequence[Mapping[str, Any]], api_name: str) -> str | None:
+    """The name of the column that holds the whole of field ``api_name``, from the comments."""
+    for column in columns:
+        if sc.parse_comment(column.get("comment")) == (api_name, ""):
+            return str(column["name"])
+    return None
+
+
+HIDDEN_BY_DEFAULT = (("$converted", True), ("$approved", False))
+"""The keys, and values, of records Zoho's list API leaves out unless asked (client/visibility.py)."""
+
+
 def row_counts(
     conn: sa.Connection,
     target: TableName,
     cursor: str | None,
     since: datetime,
     history_start: datetime | None = None,
+    hidden_by_default: Mapping[str, bool] | None = None,
 ) -> RowCounts:
-    """Live rows (modified since ``history_start``), those modified since ``since``, rows deleted since it."""
+    """Live rows (modified since ``history_start``), those modified since ``since``, rows deleted since it.
+
+    ``hidden_by_default`` (column name → the value that hides a record, from :data:`HIDDEN_BY_DEFAULT`)
+    leaves out the rows Zoho's list API shows only when asked: converted records and records awaiting
+    approval, as a count that excludes them would.
+    """
+    hidden = dict(hidden_by_default or {})
     table = _table(
         target,
         sa.Column("_zoho_deleted_at", sa.DateTime(timezone=True)),
         *([sa.Column(cursor, sa.DateTime(timezone=True))] if cursor else []),
+        *(sa.Column(name, sa.Boolean()) for name in hidden),
     )
     deleted_at = table.c._zoho_deleted_at
     live = deleted_at.is_(None)
+    for name, value in hidden.items():
+        live = sa.and_(live, table.c[name].is_distinct_from(value))
     # A row whose Modified_Time Zoho sent unreadable has a NULL cursor (postgres/writer.py): it is live and
     # part of the synced history, so it counts on the table's side as Zoho counts it on its own.
     in_history = (
@@ -105,6 +127,33 @@ def row_counts(
         ).select_from(table)
     ).one()
     return RowCounts(int(row[0]), int(row[1]), int(row[2]))
+
+
+@dataclass(frozen=True)
+class HiddenCounts:
+    """Live rows Zoho's list API shows only when asked: converted, and awaiting approval."""
+
+    converted: int
+    awaiting_approval: int
+
+
+def hidden_counts(conn: sa.Connection, target: TableName) -> HiddenCounts:
+    """How many live rows of ``target`` are converted and how many await approval (0 for a table without the
+    ``$converted`` or ``$approved`` column)."""
+    columns = table_columns(conn, target) or []
+    found = {name: field_column(columns, name) for name, _ in HIDDEN_BY_DEFAULT}
+    table = _table(
+        target,
+        sa.Column("_zoho_deleted_at", sa.DateTime(timezone=True)),
+        *(sa.Column(column, sa.Boolean()) for column in found.values() if column),
+    )
+    live = table.c._zoho_deleted_at.is_(None)
+    counts = [
+        sa.func.count().filter(sa.and_(live, table.c[column].is_(value))) if column else sa.literal(0)
+        for (name, value), column in zip(HIDDEN_BY_DEFAULT, found.values(), strict=True)
+    ]
+    row = conn.execute(sa.select(*counts).select_from(table)).one()
+    return HiddenCounts(int(row[0]), int(row[1]))
 
 
 def id_counts(conn: sa.Connection, target: TableName, sample: int = 5) -> IdCounts:
