@@ -105,8 +105,10 @@ def _child_rows(client: ZohoClient, module: str, metadata: list[dict], meter: _M
     if not reader.children:
         return None
 
-    def rows(child: ChildField, parent_ids: Sequence[str]) -> Iterator[list[dict]]:
-        return meter.wrap(reader.rows(child, parent_ids))
+    def rows(
+        child: ChildField, parent_ids: Sequence[str], hidden: Sequence[str] = ()
+    ) -> Iterator[list[dict]]:
+        return meter.wrap(reader.rows(child, parent_ids, hidden))
 
     return ChildRows(
         fields=reader.children,

@@ -18,14 +18,16 @@ from zoho_dagster.streams import SyncMode
 class ChildRows:
     """How the child tables of an incremental stream are filled (subforms, lookup links, stage history).
 
-    The writer asks ``rows(child, parent_ids)`` for the parents it staged, a few thousand ids at a time, after
+    The writer asks ``rows(child, parent_ids, hidden)`` for the parents it staged, a few thousand ids at a
+    time (``hidden``: those of them that are converted or awaiting approval, whose rows need another route),
+    after
     the parents' pages are in: pages of child rows, each with ``_parent_id``. ``suffixes`` maps a child's
     field to its table's suffix (``zoho_crm.<stream>__<suffix>``, snake_case of the field as streams are
     named); ``stats`` counts what the child rows cost.
     """
 
     fields: list[ChildField]
-    rows: Callable[[ChildField, Sequence[str]], Iterable[list[dict]]]
+    rows: Callable[[ChildField, Sequence[str], Sequence[str]], Iterable[list[dict]]]
     suffixes: dict[str, str] = field(default_factory=dict)
     stats: CallStats = field(default_factory=CallStats)
 

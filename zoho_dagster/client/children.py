@@ -24,7 +24,7 @@ Every row handed on is Zoho's row (lookups rebuilt) plus ``"_parent_id"``, the i
 
 import re
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -284,13 +284,28 @@ class ChildReader:
 
     # ------------------------------------------------------------------------------------------- reading
 
-    def rows(self, child: ChildField, parent_ids: Sequence[str]) -> Iterator[list[Record]]:
-        """Pages of ``child``'s rows of the parents ``parent_ids`` (each row with ``_parent_id``)."""
+    def rows(
+        self, child: ChildField, parent_ids: Sequence[str], hidden: Collection[str] = ()
+    ) -> Iterator[list[Record]]:
+        """Pages of ``child``'s rows of the parents ``parent_ids`` (each row with ``_parent_id``).
+
+        ``hidden`` names the parents Zoho's list API shows only when asked (converted, awaiting approval):
+        whether COQL returns their rows is not documented (docs/zoho-crm-api.md §3.8, UNCONFIRMED), and an
+        omission cannot be told from a parent without rows, so theirs are read from the parent's
+        single-record read instead (one call each), which carries every subform row and link.
+        """
         ids = checked_ids(parent_ids)
         if not ids:
             return
+        single = {rid for rid in checked_ids(hidden) if rid in set(ids)} if child.kind != RELATED else set()
+        ids = [rid for rid in ids if rid not in single]
         base = (self.client.stats.calls, self.client.stats.credits)
         try:
+            if single:
+                workers = self.client.concurrency()
+                yield from bounded_map(lambda one: self._in_record(child, one), sorted(single), workers)
+            if not ids:
+                return
             if child.kind == RELATED:
                 workers = self.client.concurrency()
                 yield from bounded_map(lambda one: self._related(child, one), ids, workers)
@@ -370,6 +385,30 @@ class ChildReader:
         parent = row.get(child.parent_field)
         row[PARENT_KEY] = str(parent.get("id")) if isinstance(parent, Mapping) else parent
         return row
+
+    def _in_record(self, child: ChildField, parent_id: str) -> list[Record]:
+        """``child``'s rows of one parent from its single-record read (``GET /{module}/{id}``, which Zoho
+        answers whatever the record's state), shaped as the COQL route shapes them: ``id``, the lookup to the
+        parent as ``{"id"}``, the row's fields with lookups as ``{"id", "name"}``."""
+        need = Need(f"ZohoCRM.modules.{self.module.lower()}.READ", f"the {child.field} of {self.module}")
+        answer = self.client.http.get(f"/{self.module}/{parent_id}", need)
+        records = (answer.body or {}).get("data") or [{}]
+        items = records[0].get(child.field) or []
+        rows: list[Record] = []
+        users = self.users() if self._needs_users(child) else {}
+        for item in items:
+            if not isinstance(item, Mapping) or item.get("id") is None:
+                continue
+            row: Record = {"id": str(item["id"]), child.parent_field: {"id": parent_id}}
+            for meta in child.fields:
+                name = _api_name(meta)
+                value = item.get(name)
+                lookup = str(meta.get("data_type") or "") in LOOKUPS or name == child.linked_field
+                if lookup and isinstance(value, Mapping):
+                    value = {"id": value.get("id"), "name": value.get("name")}
+                row[name] = value
+            rows.append(self._finish(child, row, users))
+        return rows
 
     def _related(self, child: ChildField, parent_id: str) -> list[Record]:
         """Every row of one parent's related list (``GET /{module}/{id}/{list}``, pages of 200)."""

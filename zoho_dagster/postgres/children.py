@@ -128,6 +128,15 @@ def _staged_parent_ids(conn: sa.Connection, stage: sa.Table) -> Iterator[list[st
         after = ids[-1]
 
 
+def _hidden_parents(conn: sa.Connection, stage: sa.Table, ids: list[str]) -> set[str]:
+    """The staged parents among ``ids`` that Zoho's list API shows only when asked (converted, or awaiting
+    approval, by the ``$`` keys they came with; client/visibility.py): their child rows need another route."""
+    raw = stage.c._raw
+    hidden = sa.or_(raw["$converted"].as_boolean().is_(True), raw["$approved"].as_boolean().is_(False))
+    query = sa.select(stage.c.id).distinct().where(stage.c.id.in_(ids), hidden)
+    return {str(value) for value in conn.execute(query).scalars()}
+
+
 def _lines(
     staged: StagedChild, pages: Iterable[list[dict]], report: sc.ValueReport, seq: list[int]
 ) -> Iterator[str]:
@@ -197,6 +206,7 @@ def stage_children(
         staged.append(item)
     seq = [0]
     for ids in _staged_parent_ids(conn, stage):
+        hidden = _hidden_parents(conn, stage, ids)
         for index, item in enumerate(staged):
             wanted = ids
             if item.fetched is not None:
@@ -205,7 +215,7 @@ def stage_children(
                     wanted = [str(v) for v in conn.execute(query.where(stage.c.id.in_(ids))).scalars()]
                 copy(conn, item.fetched, (f"{sc.copy_escape(parent)}\n" for parent in wanted))
             if wanted:
-                pages = children.rows(item.child, wanted)
+                pages = children.rows(item.child, wanted, [rid for rid in wanted if rid in hidden])
                 item.received += copy(conn, item.stage, _lines(item, pages, report, seq))
     return staged
 

@@ -70,7 +70,9 @@ class Org:
         self.asked: list[list[str]] = []
         self.fail_after: int | None = None
 
-    def rows(self, child: ChildField, parent_ids: Sequence[str]) -> Iterator[list[dict]]:
+    def rows(
+        self, child: ChildField, parent_ids: Sequence[str], hidden: Sequence[str] = ()
+    ) -> Iterator[list[dict]]:
         self.asked.append(list(parent_ids))
         if self.fail_after is not None and len(self.asked) > self.fail_after:
             raise RuntimeError("Zoho went away while the child rows were read")
