@@ -151,3 +151,24 @@ def test_a_reader_dropped_after_one_page_lets_the_process_exit(wide_simulator: A
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == ["200"]
+
+
+@pytest.mark.usefixtures("fresh_editions")
+def test_a_failing_org_lookup_falls_back_to_the_lowest_concurrency(
+    simulator: Any, database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    simulator.control.set_limits(edition="Enterprise")
+    client = org_client(simulator.primary, database_url, max_concurrency=None)
+    client.list_modules()  # the token is in hand: the faults below hit /org alone
+    # Every attempt at /org answers 500, retries included (the policy makes 9): the optional lookup fails.
+    simulator.control.set_faults(schedule=[{"at_request": n, "kind": "500"} for n in range(1, 10)])
+    try:
+        with caplog.at_level("WARNING", logger="zoho_dagster.client.client"):
+            assert client.concurrency() == 5
+    finally:
+        simulator.control.clear_faults()
+    warnings = [r for r in caplog.records if "/org" in r.getMessage()]
+    assert len(warnings) == 1 and "lowest concurrency" in warnings[0].getMessage()
+    # The sync goes on: the next read works, and a later client that can read /org gets the edition's 20.
+    assert client.list_fields("Leads")
+    assert org_client(simulator.primary, database_url, max_concurrency=None).edition_concurrency() == 20
