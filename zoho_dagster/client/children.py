@@ -40,6 +40,7 @@ from zoho_dagster.client.coql import (
 from zoho_dagster.client.http import Need
 from zoho_dagster.client.records import PER_PAGE, Record
 from zoho_dagster.client.stats import CallStats
+from zoho_dagster.client.visibility import EVERY_RECORD
 
 if TYPE_CHECKING:
     from zoho_dagster.client.client import ZohoClient
@@ -387,11 +388,13 @@ class ChildReader:
         return row
 
     def _in_record(self, child: ChildField, parent_id: str) -> list[Record]:
-        """``child``'s rows of one parent from its single-record read (``GET /{module}/{id}``, which Zoho
-        answers whatever the record's state), shaped as the COQL route shapes them: ``id``, the lookup to the
-        parent as ``{"id"}``, the row's fields with lookups as ``{"id", "name"}``."""
+        """``child``'s rows of one parent from its single-record read (``GET /{module}/{id}``), shaped as the
+        COQL route shapes them: ``id``, the lookup to the parent as ``{"id"}``, the row's fields with lookups
+        as ``{"id", "name"}``."""
         need = Need(f"ZohoCRM.modules.{self.module.lower()}.READ", f"the {child.field} of {self.module}")
-        answer = self.client.http.get(f"/{self.module}/{parent_id}", need)
+        # The single-record read is the same Get Records API: whether its defaults hide such a record too is
+        # not documented, so it is asked for every record as the list is (client/visibility.py).
+        answer = self.client.http.get(f"/{self.module}/{parent_id}", need, params={**EVERY_RECORD})
         records = (answer.body or {}).get("data") or [{}]
         items = records[0].get(child.field) or []
         rows: list[Record] = []
