@@ -42,7 +42,7 @@ import re
 import tempfile
 import time
 import zipfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import IO, Any
@@ -93,13 +93,9 @@ USER_LOOKUP_TYPES = frozenset({"ownerlookup", "userlookup"})
 SCALAR_JSON_TYPES = frozenset({"string", "integer", "double", "boolean"})
 RECORDS_API_ONLY_TYPES = frozenset(
     {
-        "subform",
-        "multiselectlookup",
-        "multiuserlookup",
         "multi_module_lookup",
         "fileupload",
         "imageupload",
-        "layout",
         "territories",
         "event_reminder",
         "ALARM",
@@ -108,7 +104,15 @@ RECORDS_API_ONLY_TYPES = frozenset(
         "consent_lookup",
     }
 )
-"""Arrays or objects with parts a CSV cell does not carry (docs/zoho-crm-api.md §3.3, §7.8)."""
+"""Arrays or objects with parts a CSV cell does not carry and no API maps back (docs/zoho-crm-api.md §3.3):
+a file's or image's name, size and download id, a territory list, a reminder's or recurrence's parts, a
+consent record. Subforms and multi-select and multi-user lookups are not listed: list reads leave them out
+of a window's fields (they are child tables, ``client.LIST_UNSUPPORTED_TYPES``), and their ``jsonarray``
+type refuses them here anyway. Nor is ``layout``: the CSV's id and ``/settings/layouts`` rebuild it."""
+LAYOUT_TYPE = "layout"
+LAYOUTS_PATH = "/settings/layouts"
+LAYOUTS_SCOPE = "ZohoCRM.settings.layouts.READ"
+"""Covered by ``ZohoCRM.settings.ALL``, one of the default scopes (docs/zoho-crm-api.md §4.1)."""
 ARRAYS_DESPITE_METADATA = frozenset({"Product_Details", "Pricing_Details"})
 """Arrays of objects although their metadata says text (docs/zoho-crm-api.md §3.3, §7.11): a CSV cell would
 hold the names only, and no API maps a line item's name back to its object. ``Tag`` is the same kind of array,
@@ -128,6 +132,13 @@ UNAVAILABLE_CODES = frozenset(
 TAGS_UNAVAILABLE_CODES = UNAVAILABLE_CODES | {"INVALID_MODULE"}
 """Refusals of ``/settings/tags`` after which the records API may still read ``Tag`` (``INVALID_MODULE``: the
 module has no tags API, docs/zoho-crm-api.md §4.1)."""
+LAYOUTS_UNAVAILABLE_CODES = TAGS_UNAVAILABLE_CODES | {
+    "INVALID_DATA",
+    "REQUIRED_PARAM_MISSING",
+    "INVALID_URL_PATTERN",
+}
+"""Refusals of ``/settings/layouts`` after which another route reads ``Layout`` (docs/zoho-crm-api.md
+§4.1)."""
 NAME_FIELDS: Mapping[str, str] = {
     "Leads": "Full_Name",
     "Contacts": "Full_Name",
@@ -203,26 +214,35 @@ def _exportable(meta: Mapping[str, Any]) -> bool:
         return True  # whatever its metadata claims (§3.3): names in the cell, objects from the tags API
     if data_type in RECORDS_API_ONLY_TYPES:
         return False
+    if data_type == LAYOUT_TYPE:
+        return json_type == "jsonobject"  # the id in the cell, the name from /settings/layouts
     if data_type == "lookup":
         return json_type == "jsonobject" and _lookup_module(meta) is not None
     if data_type in USER_LOOKUP_TYPES:
         return json_type == "jsonobject"
     if data_type == "multiselectpicklist":
         return json_type == "jsonarray"
-    textarea = meta.get("textarea")
-    if isinstance(textarea, Mapping) and textarea.get("type") == "rich_text":
-        return False  # list answers cut rich text to 500 characters (§2.5): the CSV's full text would differ
+    if is_rich_text(meta):
+        return False  # list answers cut rich text to 500 characters (§2.5, §4.1): the CSV's full text differs
     return json_type in SCALAR_JSON_TYPES  # no json_type at all (§3.3 pitfall): do not guess
+
+
+def is_rich_text(meta: Mapping[str, Any]) -> bool:
+    """Whether the field is a rich-text multi-line field (``textarea: {"type": "rich_text"}``)."""
+    textarea = meta.get("textarea")
+    return isinstance(textarea, Mapping) and textarea.get("type") == "rich_text"
 
 
 def bulk_exportable(fields_metadata: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[str]]:
     """Split a module's fields (``/settings/fields`` dicts) into (Bulk Read can serve, records API only).
 
     A field is bulk-exportable when its records-API value can be rebuilt exactly from CSV cells: scalars by
-    ``json_type``, multi-select picklists, lookups and user lookups (through dot-notation columns), and
-    ``Tag`` (names in the cell, ``{"name", "id"}`` from the tags API). Subforms, multi-select lookups, file
-    and image uploads, layouts, territories, reminders, the line items ``Product_Details`` and
-    ``Pricing_Details``, rich text and fields without a ``json_type`` need the records API.
+    ``json_type``, multi-select picklists, lookups and user lookups (through dot-notation columns), ``Tag``
+    (names in the cell, ``{"name", "id"}`` from the tags API) and ``Layout`` (the id in the cell, the name
+    from the layouts API). File and image uploads, territories, reminders, consent lookups, multi-module
+    lookups, the line items ``Product_Details`` and ``Pricing_Details``, rich text (docs/zoho-crm-api.md
+    §4.1) and fields without a ``json_type`` are not; a Bulk Read of the window reads them by another route
+    (:mod:`zoho_dagster.client.bulk_join`), so none of them costs the module its Bulk Read.
     """
     bulk: list[str] = []
     records_only: list[str] = []
@@ -253,6 +273,8 @@ def _plan_field(meta: Mapping[str, Any], name_fields: Mapping[str, str]) -> _Fie
         return _FieldPlan(name, "lookup", (name, f"{name}.{name_field}"))
     if data_type in USER_LOOKUP_TYPES:
         return _FieldPlan(name, "user", (name, *(f"{name}.{part}" for part in USER_PARTS)))
+    if data_type == LAYOUT_TYPE:
+        return _FieldPlan(name, "layout", (name,))
     if data_type == "multiselectpicklist":
         return _FieldPlan(name, "multiselect", (name,))
     if data_type == "datetime":
@@ -262,6 +284,18 @@ def _plan_field(meta: Mapping[str, Any], name_fields: Mapping[str, str]) -> _Fie
 
 class _BadCell(ValueError):
     """A CSV cell that is not what its field's type promises."""
+
+
+class _Unresolved:
+    """The value of a cell the client cannot turn into the records API's value (a layout id that
+    ``/settings/layouts`` does not list): never guessed; the field is left out of the record, for another
+    route to read (``BulkReader(partial=True)``), or the read fails."""
+
+    def __repr__(self) -> str:
+        return "UNRESOLVED"
+
+
+UNRESOLVED = _Unresolved()
 
 
 def _text(cell: str) -> str | None:
@@ -391,7 +425,58 @@ class _TagMap:
         return tag
 
 
-def _compile(plan: _FieldPlan, index: Mapping[str, int], tags: _TagMap | None = None) -> Callable[[Row], Any]:
+class LayoutMap:
+    """A module's layouts by id, to turn a ``Layout`` cell (the id) into the records API's ``{"name", "id"}``.
+
+    Strictest reading (docs/zoho-crm-api.md §4.1): a cell holding an id the layouts list lacks (a layout made
+    after the list was read) is ``UNRESOLVED``, never a made-up name; so is a listed layout without a name.
+    """
+
+    def __init__(self, layouts: Sequence[Mapping[str, Any]]) -> None:
+        self.names: dict[str, str] = {}
+        for layout in layouts:
+            layout_id, name = layout.get("id"), layout.get("name")
+            if layout_id not in (None, "") and isinstance(name, str) and name:
+                self.names[str(layout_id)] = name
+
+    def value(self, cell: str) -> dict[str, str] | _Unresolved | None:
+        if not cell:
+            return None
+        name = self.names.get(cell)
+        return UNRESOLVED if name is None else {"name": name, "id": cell}
+
+
+def read_layouts(http: ZohoHttp, module: str, fields: Sequence[str] = ("Layout",)) -> list[Mapping[str, Any]]:
+    """``GET /settings/layouts?module=…`` (one call); ``BulkUnavailable`` naming ``fields`` when refused.
+
+    Scope ``ZohoCRM.settings.layouts.READ`` (or ``ZohoCRM.settings.ALL``); 204 means no layouts.
+    """
+    try:
+        answer = http.get(
+            LAYOUTS_PATH, Need(LAYOUTS_SCOPE, f"the layouts of {module}"), params={"module": module}
+        )
+    except ZohoAPIError as error:
+        if isinstance(error, ZohoCreditsExhausted) or error.code not in LAYOUTS_UNAVAILABLE_CODES:
+            raise
+        raise BulkUnavailable(
+            f"{module}: the layouts that name a Bulk Read Layout cell's id cannot be read ({error.code}): "
+            f"{error}; read {', '.join(fields)} by another route.",
+            code=error.code,
+            status=error.status,
+            fields=fields,
+        ) from None
+    layouts = (answer.body or {}).get("layouts") or []
+    if not isinstance(layouts, list) or not all(isinstance(layout, Mapping) for layout in layouts):
+        raise ZohoAPIError(f"{module}: /settings/layouts answered no list of layouts")
+    return layouts
+
+
+def _compile(
+    plan: _FieldPlan,
+    index: Mapping[str, int],
+    tags: _TagMap | None = None,
+    layouts: LayoutMap | None = None,
+) -> Callable[[Row], Any]:
     """A function from a CSV row to the field's records-API value, the header's column positions bound."""
     positions = [index[column] for column in plan.columns]
     if plan.kind == "tag":
@@ -399,6 +484,11 @@ def _compile(plan: _FieldPlan, index: Mapping[str, int], tags: _TagMap | None = 
             raise ValueError("a Tag column needs the module's tags")
         (at_tags,) = positions
         return lambda row: tags.objects(row[at_tags])
+    if plan.kind == "layout":
+        if layouts is None:
+            raise ValueError("a Layout column needs the module's layouts")
+        (at_layout,) = positions
+        return lambda row: layouts.value(row[at_layout])
     if plan.kind == "lookup":
         at_id, at_name = positions
 
@@ -589,9 +679,15 @@ class BulkReader:
     ``id``, with the records API's values. ``fields_metadata`` is the module's ``/settings/fields`` list (read
     when not given); ``name_fields`` adds or overrides lookup target modules' name fields (``NAME_FIELDS``).
     ``tags_metadata`` is the module's ``/settings/tags`` list, needed only when ``Tag`` is among the fields
-    (read then, with one call, when not given; read again at most once if the CSV names a tag it lacks).
+    (read then, with one call, when not given; read again at most once if the CSV names a tag it lacks);
+    ``layouts_metadata`` likewise the ``/settings/layouts`` list, needed only for a ``layout`` field (read
+    then when not given). A layout id the list lacks fails the read, or with ``partial`` leaves that field
+    out of that record, for the caller to read by another route (:mod:`zoho_dagster.client.bulk_join`).
     ``sleep`` is every wait (polls, download limit, retries), so tests can drive the clock.
     ``rows_read`` counts CSV rows parsed so far and ``jobs`` the job ids created, both for observers.
+
+    Iterating runs every step; a caller that reads other things while a job runs takes the steps one by
+    one: :meth:`prepare`, :meth:`submit`, :meth:`wait`, :meth:`result_pages`.
     """
 
     def __init__(
@@ -606,6 +702,8 @@ class BulkReader:
         fields_metadata: Sequence[Mapping[str, Any]] | None = None,
         name_fields: Mapping[str, str] | None = None,
         tags_metadata: Sequence[Mapping[str, Any]] | None = None,
+        layouts_metadata: Sequence[Mapping[str, Any]] | None = None,
+        partial: bool = False,
         page_size: int = PAGE_SIZE,
         poll_first: float = 1.0,
         poll_max: float = 30.0,
@@ -626,6 +724,11 @@ class BulkReader:
         self.name_fields = dict(name_fields or {})
         self.tags_metadata = tags_metadata
         self._tags: _TagMap | None = None
+        self.layouts_metadata = layouts_metadata
+        self._layouts: LayoutMap | None = None
+        self.partial = partial
+        self._field_plan: list[_FieldPlan] | None = None
+        self._columns: list[str] = []
         self.page_size = page_size
         self.poll_first = poll_first
         self.poll_max = poll_max
@@ -687,6 +790,12 @@ class BulkReader:
                 code="FIELD_NOT_AVAILABLE",
                 fields=refused,
             )
+        layout_fields = [name for name in wanted if by_name[name].get("data_type") == LAYOUT_TYPE]
+        if layout_fields and self._layouts is None:
+            given = self.layouts_metadata
+            self._layouts = LayoutMap(
+                read_layouts(self.http, self.module, layout_fields) if given is None else given
+            )
         if TAG_FIELD in wanted and self._tags is None:
             given = self.tags_metadata
             self._tags = _TagMap(self.module, self._read_tags() if given is None else given, self._read_tags)
@@ -695,35 +804,62 @@ class BulkReader:
     # --- iteration -----------------------------------------------------------------------------------------
 
     def __iter__(self) -> Iterator[list[Record]]:
-        first, last = _ceil_second(self.start), _ceil_second(self.end) - timedelta(seconds=1)
-        if first > last:
+        if not self.prepare():
             return
-        plan = self._plan()
-        columns = list(dict.fromkeys(column for field in plan for column in field.columns))
         page = 1
         while True:
-            result, sink = self._job_result(columns, first, last, page)
-            if sink is not None:
-                with sink:
-                    yield from self._pages(plan, sink, int(result.get("count") or 0))
+            job_id, result = self.wait(self.submit(page), page)
+            result = yield from self.result_pages(job_id, result, page)
             if not result.get("more_records"):
                 return
             page += 1
 
-    def _job_result(
-        self, columns: list[str], first: datetime, last: datetime, page: int
-    ) -> tuple[dict[str, Any], IO[bytes] | None]:
-        """Create, watch and download page ``page``'s job, creating it again when it fails or is gone."""
+    def prepare(self) -> bool:
+        """Plan the columns (reading the tags and layouts when needed); ``False`` if the window holds no whole
+        second, so no job is needed. ``BulkUnavailable`` names the fields Bulk Read cannot serve."""
+        first, last = _ceil_second(self.start), _ceil_second(self.end) - timedelta(seconds=1)
+        if first > last:
+            return False
+        if self._field_plan is None:
+            plan = self._plan()
+            self._columns = list(dict.fromkeys(column for field in plan for column in field.columns))
+            self._field_plan = plan
+        return True
+
+    def submit(self, page: int = 1) -> str:
+        """Create page ``page``'s job (after :meth:`prepare`); its id. ``BulkUnavailable`` when refused."""
+        if self._field_plan is None and not self.prepare():
+            raise ValueError("an empty window needs no Bulk Read job")
+        first, last = _ceil_second(self.start), _ceil_second(self.end) - timedelta(seconds=1)
+        return self._create(self._columns, first, last, page)
+
+    def wait(self, job_id: str, page: int = 1) -> tuple[str, dict[str, Any]]:
+        """The job's id and ``result`` once it completed; a job that fails or vanishes is created again."""
         for attempt in range(1, self.max_job_attempts + 1):
-            job_id = self._create(columns, first, last, page)
             result = self._wait(job_id)
-            if result is None:
-                continue
-            if not int(result.get("count") or 0):
-                return result, None  # nothing to download (and no download spent from the ten a minute)
-            sink: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115 (__iter__ closes)
+            if result is not None:
+                return job_id, result
+            if attempt < self.max_job_attempts:
+                job_id = self.submit(page)
+        raise ZohoAPIError(
+            f"{self.module}: Bulk Read page {page} did not complete in {self.max_job_attempts} jobs; read "
+            "the window with the records API."
+        )
+
+    def result_pages(
+        self, job_id: str, result: dict[str, Any], page: int = 1
+    ) -> Generator[list[Record], None, dict[str, Any]]:
+        """Download a completed job's result and yield its records in pages; returns the result read (a job
+        whose result is gone, 404, is created again: its result replaces ``result``)."""
+        for attempt in range(1, self.max_job_attempts + 1):
+            count = int(result.get("count") or 0)
+            if not count:
+                return result  # nothing to download (and no download spent from the ten a minute)
+            sink: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115 (closed below)
             if self._download(job_id, result, sink):
-                return result, sink
+                with sink:
+                    yield from self._pages(self._field_plan or [], sink, count)
+                return result
             sink.close()
             log.warning(
                 "%s: the result of Bulk Read job %s is gone (attempt %d of %d); creating the job again.",
@@ -732,6 +868,8 @@ class BulkReader:
                 attempt,
                 self.max_job_attempts,
             )
+            if attempt < self.max_job_attempts:
+                job_id, result = self.wait(self.submit(page), page)
         raise ZohoAPIError(
             f"{self.module}: Bulk Read page {page} did not complete in {self.max_job_attempts} jobs; read "
             "the window with the records API."
@@ -860,7 +998,10 @@ class BulkReader:
                 missing = [c for c in ("id", *(c for f in plan for c in f.columns)) if c not in index]
                 if missing:
                     raise ZohoAPIError(f"{self.module}: the Bulk Read CSV lacks the columns {missing}")
-                converters = [(field.name, field.kind, _compile(field, index, self._tags)) for field in plan]
+                converters = [
+                    (field.name, field.kind, _compile(field, index, self._tags, self._layouts))
+                    for field in plan
+                ]
                 at_id = index["id"]
                 count = 0
                 page: list[Record] = []
@@ -893,11 +1034,19 @@ class BulkReader:
         record: Record = {}
         for name, kind, convert in converters:
             try:
-                record[name] = convert(row)
+                value = convert(row)
             except _BadCell as bad:
                 raise ZohoAPIError(
                     f"{self.module}: Bulk Read gave {name} of record {row[at_id]} the value {str(bad)!r}, "
                     f"which is no {kind}"
                 ) from None
+            if value is UNRESOLVED:
+                if self.partial:
+                    continue  # left out: the caller reads it by another route (never a guess)
+                raise ZohoAPIError(
+                    f"{self.module}: Bulk Read gave {name} of record {row[at_id]} a {kind} id that "
+                    f"/settings/{kind}s does not list; read {name} by another route."
+                )
+            record[name] = value
         record["id"] = row[at_id]
         return record

@@ -6,7 +6,7 @@ Every method adds its calls and credits to ``client.stats``.
 """
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -15,8 +15,16 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from zoho_dagster.client.auth import Credentials, TokenProvider
-from zoho_dagster.client.bulk import JOB_PAGE_SIZE, BulkReader, BulkUnavailable, bulk_exportable
+from zoho_dagster.client.bulk import (
+    JOB_PAGE_SIZE,
+    LAYOUT_TYPE,
+    BulkUnavailable,
+    bulk_exportable,
+    read_layouts,
+)
+from zoho_dagster.client.bulk_join import BulkJoin
 from zoho_dagster.client.coql import same_shape_fields
+from zoho_dagster.client.coql_pass import CoqlSwitch
 from zoho_dagster.client.errors import ZohoAPIError, ZohoPermissionError
 from zoho_dagster.client.http import Answer, Need, ZohoHttp
 from zoho_dagster.client.limiter import (
@@ -159,6 +167,7 @@ class ZohoClient:
         self._org_key = (credentials.accounts_url, credentials.client_id, credentials.org_key)
         self.last_window_slices = 0
         """How many slices the last ``iter_records`` window was read in (for metadata and tests)."""
+        self._layouts_seen: dict[str, list[Mapping[str, Any]] | None] = {}
         self._concurrency = config.max_concurrency
         # Sorted reads share Zoho's sub-concurrency of 10 across the org: a derived budget takes this
         # process's share of it too; an explicit one is the user's to size (README, "Speed and manners").
@@ -314,10 +323,12 @@ class ZohoClient:
 
         Asked once the first page is in: the density read so far must make the threshold plausible before
         any count is spent, so mid-size windows pay nothing. Then Zoho's count decides (a count of records
-        modified since an instant; two of them bound the rest of the window), the fields must all be
-        exportable, and the rest of the window is taken from ``window`` at the second after its progress.
-        It is read as jobs of at most 200,000 records each, found by halving in time with counts: a job's
-        ``page`` is an offset, which a deletion between two jobs of one criteria would shift.
+        modified since an instant; two of them bound the rest of the window), and the rest of the window is
+        taken from ``window`` at the second after its progress. It is read in chunks of at most 200,000
+        records each, found by halving in time with counts (a job's ``page`` is an offset, which a deletion
+        between two jobs of one criteria would shift), each chunk a Bulk Read job joined with the fields it
+        cannot export and the records it may leave out (:mod:`zoho_dagster.client.bulk_join`): a field Bulk
+        Read cannot export no longer keeps the window on the records API, unless it can export none.
         """
         threshold = self.config.bulk_threshold
         module = window.module
@@ -329,10 +340,12 @@ class ZohoClient:
             return None
         metadata = self.list_fields(module)
         wanted = {name for name in window.fields if name not in ("id", CURSOR_FIELD)}
-        _, refused = bulk_exportable([meta for meta in metadata if meta.get("api_name") in wanted])
-        if refused:
-            log.info("%s: not read with Bulk Read: it cannot export %s.", module, ", ".join(refused))
+        exportable, refused = bulk_exportable([meta for meta in metadata if meta.get("api_name") in wanted])
+        if wanted and not exportable:
+            log.info("%s: not read with Bulk Read: it can export none of the fields.", module)
             return None
+        if refused:
+            log.info("%s: Bulk Read cannot export %s; another route reads them.", module, ", ".join(refused))
         rest = window.split(fraction=0.0)
         if rest is None:
             return None
@@ -346,19 +359,70 @@ class ZohoClient:
         chunks: list[tuple[datetime, datetime]],
         metadata: list[dict[str, Any]],
     ) -> Iterator[list[Record]]:
-        """Pages of each chunk's Bulk Read; if Zoho refuses Bulk Read, the records API reads the rest."""
+        """Pages of each chunk's Bulk Read joined with the other routes (:class:`BulkJoin`).
+
+        A field Bulk Read refuses before a chunk's job (the tags or layouts API refused,
+        ``FIELD_NOT_AVAILABLE`` at the job's creation) goes to the other route for this chunk and the next;
+        if Zoho refuses Bulk Read itself, the records API reads the rest of the window.
+        """
+        module = rest.module
+        by_name = {str(meta.get("api_name")): meta for meta in metadata}
+        wanted = [name for name in rest.fields if name in by_name and name not in ("id", CURSOR_FIELD)]
+        bulk_fields = set(bulk_exportable([by_name[name] for name in wanted])[0])
+        layout_fields = [name for name in wanted if by_name[name].get("data_type") == LAYOUT_TYPE]
+        layouts = self._layouts(module, layout_fields) if bulk_fields & set(layout_fields) else None
+        if layouts is None:
+            bulk_fields -= set(layout_fields)
+        coql_fields = same_shape_fields(metadata) if self.config.coql_passes else []
+        switch = CoqlSwitch()
         done_until = rest.start
         try:
             for start, end in chunks:
-                bulk = BulkReader(
-                    self.http, rest.module, rest.fields, start, end, rest.need, fields_metadata=metadata
-                )
-                yield from bulk
+                while True:
+                    join = BulkJoin(
+                        self.http,
+                        module,
+                        rest.fields,
+                        start,
+                        end,
+                        rest.need,
+                        fields_metadata=metadata,
+                        bulk_fields=sorted(bulk_fields),
+                        coql_fields=coql_fields,
+                        coql_switch=switch,
+                        sliced=self._sliced,
+                        bulk_options={"layouts_metadata": layouts},
+                    )
+                    try:
+                        yield from join
+                    except BulkUnavailable as error:
+                        refused = {name.partition(".")[0] for name in error.fields} & bulk_fields
+                        if join.emitted or not refused:
+                            raise
+                        log.info("%s: %s; another route reads %s.", module, error, ", ".join(sorted(refused)))
+                        bulk_fields -= refused
+                        continue
+                    break
                 done_until = end
         except BulkUnavailable as error:
             log.info("%s: Bulk Read refused (%s); reading the rest with the records API.", rest.module, error)
             fallback = rest.sibling(done_until, rest.end)
             yield from SlicedReader(fallback, lambda: self._slice_workers(fallback))
+
+    def _layouts(self, module: str, fields: Sequence[str]) -> list[Mapping[str, Any]] | None:
+        """``/settings/layouts`` of ``module``, read once per client (a run); ``None`` when Zoho refuses it,
+        and then the layout fields are read by another route (docs/zoho-crm-api.md §4.1)."""
+        if module not in self._layouts_seen:
+            try:
+                self._layouts_seen[module] = read_layouts(self.http, module, fields)
+            except BulkUnavailable as refusal:
+                log.info("%s: %s", module, refusal)
+                self._layouts_seen[module] = None
+        return self._layouts_seen[module]
+
+    def _sliced(self, window: WindowReader) -> SlicedReader:
+        """``window`` read in concurrent slices, as ``iter_records`` reads a window below the threshold."""
+        return SlicedReader(window, lambda: self._slice_workers(window))
 
     def _slice_workers(self, window: WindowReader) -> int:
         """Concurrent slices for a window: the sorted reads in flight allowed, over the chains per slice
