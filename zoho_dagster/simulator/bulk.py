@@ -6,7 +6,10 @@ column names after an ``id`` column; a lookup or user column holds only the id a
 dot-notation columns (``Account_Name.Account_Name``, ``Owner.last_name``); every other cell is the text of the
 value the records API renders (same datetime string and offset, JSON number text, ``true``/``false``,
 multi-select options joined by ``;``, ``Tag`` names joined by ``,`` in the record's order); an empty value is
-an empty cell, whatever the type.
+an empty cell, whatever the type. A ``Layout`` cell holds the layout's id only and ``Layout.name`` is refused
+(strictest plausible, UNCONFIRMED: no source shows a layout column or dot notation on it); a rich-text cell
+holds the whole value, which the list API cuts to 500 characters (UNCONFIRMED, §2.5). Converted and
+awaiting-approval records are left out unless the reading ``bulk_includes_hidden`` is on (§10).
 """
 
 from __future__ import annotations
@@ -25,8 +28,9 @@ from typing import Any
 from .clock import parse_time
 from .context import Request
 from .errors import ApiError
-from .schema import CHILD_TYPES, FieldSpec, ModuleSpec, module_spec
+from .schema import CHILD_TYPES, MULTI_CURRENCY_FIELDS, FieldSpec, ModuleSpec, module_spec
 from .state import Org
+from .visibility import DEFAULT, EVERYTHING
 
 # 200,000 records per job page (docs/zoho-crm-api.md §4). The variable exists only so that tests can page
 # through jobs without 200,001 records; Zoho's page size is fixed.
@@ -160,7 +164,7 @@ def _column(org: Org, spec: ModuleSpec, name: str) -> Cell:
     f = spec.by_name.get(base)
     if name == "id":
         return lambda full, _rec: str(full["id"])
-    if f is None or "." in part or (dot and not part):
+    if f is None or "." in part or (dot and not part) or not _present(org, spec, f):
         raise _unavailable(name)  # unknown field; nested dots are not documented, so strict: refused
     if f.data_type in CHILD_TYPES:
         # UNCONFIRMED whether a parent's job exports subform or multi-lookup fields (docs/zoho-crm-api.md
@@ -175,6 +179,14 @@ def _column(org: Org, spec: ModuleSpec, name: str) -> Cell:
     if f.data_type == "lookup":
         return _lookup_part(org, f, name, part)
     raise _unavailable(name)  # dot notation on a field that is no lookup
+
+
+def _present(org: Org, spec: ModuleSpec, f: FieldSpec) -> bool:
+    """Whether a job may export ``f``: not an unused field (in no layout; strict, UNCONFIRMED) nor, while
+    multi-currency is off, `Currency` or `Exchange_Rate` (docs/zoho-crm-api.md §3.10)."""
+    if f.unused:
+        return False
+    return not (f.api_name in MULTI_CURRENCY_FIELDS and spec.has_currency and not org.mc_status)
 
 
 def _user_part(org: Org, base: str, name: str, part: str) -> Cell:
@@ -229,7 +241,7 @@ def create(req: Request) -> tuple[int, Any]:
         )
     _require_bulk(req, spec)
     fields = [str(f) for f in query.get("fields") or []] or [
-        f.api_name for f in spec.fields if f.data_type not in CHILD_TYPES
+        f.api_name for f in spec.fields if f.data_type not in CHILD_TYPES and _present(req.org, spec, f)
     ]
     for f in fields:
         _column(req.org, spec, f)  # refuses what cannot be exported, at creation like Zoho
@@ -290,7 +302,10 @@ def _build(req: Request, job: Job) -> None:
     writer.writerow(columns)
     skip = (job.page - 1) * PER_PAGE
     written = seen = 0
-    for _, index in store.stream(name, "id", False, None, None):
+    # UNCONFIRMED whether a job exports converted and awaiting-approval records (docs/zoho-crm-api.md §10);
+    # strictest plausible: it leaves them out, as the list API's defaults do (reading bulk_includes_hidden).
+    flt = EVERYTHING if req.sim.readings.bulk_includes_hidden else DEFAULT
+    for _, index in store.stream(name, "id", False, None, None, flt):
         # The criteria are decided on the time alone: generating every record of a million-record module for
         # each job made a Bulk Read of it take longer than the client waits.
         modified = store.modified_time(name, index)

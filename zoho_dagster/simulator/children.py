@@ -150,10 +150,10 @@ class Children:
         return full
 
     def stream(
-        self, child: ModuleSpec, descending: bool, after: int | None
+        self, child: ModuleSpec, descending: bool, after: int | None, flt: Any = None
     ) -> Iterator[tuple[int, int, dict[str, Any]]]:
         """(row id, parent index, internal row) of live parents' rows in row-id order, strictly after
-        ``after``."""
+        ``after``; with ``flt`` (visibility.Filter), only the rows of parents it wants."""
         parent_after: tuple[int, int] | None = None
         if after is not None:
             index = self.parent_index_of(child, after)
@@ -161,7 +161,7 @@ class Children:
                 pid = self.gen.record_id(module_spec(child.parent), index)  # type: ignore[arg-type]
                 edge = pid + 1 if descending else pid - 1
                 parent_after = (edge, edge)
-        for _, index in self.store.stream(child.parent, "id", descending, None, parent_after):
+        for _, index in self.store.stream(child.parent, "id", descending, None, parent_after, flt):
             rows = sorted(self.rows(child, index), key=lambda r: int(r["id"]), reverse=descending)
             for row in rows:
                 rid = int(row["id"])

@@ -81,6 +81,19 @@ def handle(
         if "mc_status" in body:
             org.mc_status = bool(body["mc_status"])
         return 200, {"mc_status": org.mc_status}
+    if route == ("POST", "visibility", 1):
+        # Shares of converted leads and of records awaiting approval (visibility.py); records that change
+        # visibility keep their Modified_Time.
+        org.store.visibility.configure(body.get("converted_share"), body.get("awaiting_approval_share"))
+        return 200, org.store.visibility.describe()
+    if route == ("GET", "visibility", 1):
+        return 200, org.store.visibility.describe()
+    if route == ("POST", "readings", 1):
+        # Strict or permissive readings of UNCONFIRMED behaviour (visibility.Readings); reset restores strict.
+        sim.readings.configure(body)
+        return 200, sim.readings.describe()
+    if route == ("GET", "readings", 1):
+        return 200, sim.readings.describe()
     if route == ("POST", "warm", 2):
         return 200, {"rendered": org.store.warm(_module(parts[1]))}
     if route == ("GET", "stats", 1):

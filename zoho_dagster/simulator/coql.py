@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ApiError
-from .schema import ModuleSpec
+from .schema import REF_TYPES, ModuleSpec
 
 MAX_COUNT = 2000
 MAX_WINDOW = 10_000
@@ -301,8 +301,9 @@ def credits_for(text: str) -> int:
 
 
 def select_value(data_type: str, value: Any) -> Any:
-    """A column's value as COQL gives it: a lookup (or user) column is only ``{"id": …}`` (§3.8)."""
-    if data_type in ("lookup", "ownerlookup", "userlookup"):
+    """A column's value as COQL gives it: a lookup (or user) column is only ``{"id": …}`` (§3.8); so is
+    `Layout` (strictest plausible, UNCONFIRMED: COQL's pages document only lookups)."""
+    if data_type in REF_TYPES:
         return {"id": value.get("id")} if isinstance(value, dict) else None
     return value
 

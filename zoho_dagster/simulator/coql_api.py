@@ -14,8 +14,18 @@ from .clock import parse_time
 from .context import Request
 from .coql import MAX_RELATIONS, Comparison, Group, Query, invalid_query, limit_exceeded, parse, select_value
 from .errors import ApiError, EmptyResponse
-from .schema import CHILD_TYPES, FieldSpec, ModuleSpec, any_module_spec, module_spec
+from .schema import (
+    CHILD_TYPES,
+    MULTI_CURRENCY_FIELDS,
+    REF_TYPES,
+    RICH_TEXT_LIMIT,
+    FieldSpec,
+    ModuleSpec,
+    any_module_spec,
+    module_spec,
+)
 from .store import OrgStore
+from .visibility import DEFAULT, EVERYTHING
 
 USER_PARTS = ("id", "first_name", "last_name", "email", "full_name")
 """Dot notation on a user column reaches these user fields (docs/zoho-crm-api.md §3.4, §3.8)."""
@@ -61,6 +71,10 @@ class Runner:
         self.store: OrgStore = req.org.store
         self.spec = spec
         self.query = query
+        # UNCONFIRMED whether COQL returns converted and awaiting-approval records (docs/zoho-crm-api.md §10);
+        # strictest plausible: it leaves them out as the list API's defaults do, and the rows of a subform or
+        # linking module whose parent is such a record (reading coql_includes_hidden).
+        self.flt = EVERYTHING if req.sim.readings.coql_includes_hidden else DEFAULT
         self.drift = self.store.computed.drifted(spec.api_name)
         self._targets: dict[tuple[str, str], dict[str, Any] | None] = {}
         self.relations: set[str] = set()
@@ -75,7 +89,13 @@ class Runner:
 
     # --- columns -------------------------------------------------------------------------------------------
     def field(self, spec: ModuleSpec, name: str) -> FieldSpec | None:
+        """The field ``name`` as the org has it now: an unused field (in no layout) and the multi-currency
+        pair while multi-currency is off are unknown columns (strict, UNCONFIRMED)."""
         f = spec.by_name.get(name)
+        if f is not None and (
+            f.unused or (name in MULTI_CURRENCY_FIELDS and spec.has_currency and not self.req.org.mc_status)
+        ):
+            return None
         drift = self.store.computed.drifted(spec.api_name).get(name) if f is not None else None
         return dataclasses.replace(f, data_type=drift) if f is not None and drift else f
 
@@ -93,6 +113,9 @@ class Runner:
             raise invalid_query(
                 "multi-line fields are not supported in criteria", column_name=name, clause=clause
             )
+        if not part and f.rich_text:
+            # UNCONFIRMED whether COQL cuts rich text as the list API does (§2.5); strictest: it does.
+            return Column(name, f, lambda row, key=base: _cut(row.get(key)))
         if not part:
             return Column(name, f, lambda row, key=base, dt=f.data_type: select_value(dt, row.get(key)))
         self.relations.add(base)
@@ -211,7 +234,7 @@ class Runner:
     # --- rows ----------------------------------------------------------------------------------------------
     def candidates(self) -> Iterator[dict[str, Any]]:
         """Rendered rows in id order; `id`/parent criteria at the top of an `and` chain narrow the scan."""
-        spec, store = self.spec, self.store
+        spec, store, flt = self.spec, self.store, self.flt
         pinned = _pinned(self.query.where, "id")
         if not spec.parent:
             if pinned is not None:
@@ -220,10 +243,10 @@ class Runner:
                 )
                 for index in indexes:
                     full = store.rendered(spec.api_name, index)
-                    if full is not None:
+                    if full is not None and store.matches(spec.api_name, index, flt):
                         yield full
                 return
-            for _, index in store.stream(spec.api_name, "id", False, None, None):
+            for _, index in store.stream(spec.api_name, "id", False, None, None, flt):
                 full = store.rendered(spec.api_name, index)
                 if full is not None:
                     yield full
@@ -236,13 +259,13 @@ class Runner:
             )
             for index in indexes:
                 parent_full = store.rendered(spec.parent, index)
-                if parent_full is None:
+                if parent_full is None or not store.matches(spec.parent, index, flt):
                     continue
                 for row in sorted(children.rows(spec, index), key=lambda r: int(r["id"])):
                     yield children.render_row(spec, parent_full, row)
             return
         current: tuple[int, dict[str, Any] | None] = (-1, None)
-        for _, index, row in children.stream(spec, False, None):
+        for _, index, row in children.stream(spec, False, None, flt):
             if current[0] != index:
                 current = (index, store.rendered(spec.parent, index))
             if current[1] is not None:
@@ -264,7 +287,7 @@ class Runner:
         until = _bound(self.query.where, "Modified_Time", above=True)
 
         def rows() -> Iterator[dict[str, Any]]:
-            for key, index in store.stream(spec.api_name, "Modified_Time", False, since, None):
+            for key, index in store.stream(spec.api_name, "Modified_Time", False, since, None, self.flt):
                 if until is not None and (key[0] > until[0] or (key[0] == until[0] and not until[1])):
                     return  # past the last instant the criteria allow: no later row can match
                 full = store.rendered(spec.api_name, index)
@@ -307,8 +330,12 @@ class Runner:
 _BY_TIME = [("Modified_Time", False)]
 
 
+def _cut(value: Any) -> Any:
+    return value[:RICH_TEXT_LIMIT] if isinstance(value, str) else value
+
+
 def _kind(f: FieldSpec) -> str:
-    if f.data_type in ("lookup", "ownerlookup", "userlookup"):
+    if f.data_type in REF_TYPES:
         return "ref"
     if f.data_type == "multiselectpicklist":
         return "list"

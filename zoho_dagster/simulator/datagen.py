@@ -11,7 +11,8 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from .schema import FieldSpec, ModuleSpec
+from .currency import ACTIVE_CODES, BY_CODE, FOREIGN_SHARE, HOME
+from .schema import LAYOUT_NAMES, FieldSpec, ModuleSpec, layout_id
 
 DAY = 86_400
 MODIFIED_SPAN = 400 * DAY  # Modified_Time spread over the last ~400 days (one-year anchor misses a few).
@@ -302,6 +303,8 @@ class Generator:
             rec[f.api_name] = self._value(spec, f, rng, index, rec)
         rec["id"] = str(self.record_id(spec, index))
         rec.update(system_keys(spec))
+        if rec.get("Currency") in BY_CODE:
+            rec["$currency_symbol"] = BY_CODE[rec["Currency"]].symbol
         return rec
 
     def _value(
@@ -310,6 +313,10 @@ class Generator:
         if f.null_rate and rng.random() < f.null_rate:
             return None
         gen = f.gen or f.data_type
+        if gen in INDEPENDENT:
+            # Fields added after the seeded ones draw from their own hash, never from ``rng``, so that every
+            # value generated before them stays what it was (schema._with_extras).
+            return self._independent(spec, gen, index, rec)
         if gen == "owner":
             # Owner decides the rendering offset; Created_By / Modified_By follow the owner mostly.
             if f.api_name == "Owner":
@@ -339,7 +346,7 @@ class Generator:
             return rng.choice(LAST)
         if gen == "full_name":
             return f"{rec.get('First_Name') or ''} {rec.get('Last_Name') or ''}".strip()
-        if gen in ("company", "campaign", "product", "vehicle", "deal", "price_book"):
+        if gen in ("company", "campaign", "product", "vehicle", "deal", "price_book", "service"):
             base = f"{rng.choice(COMPANY_A)} {rng.choice(COMPANY_B)}"
             suffix = {
                 "company": "",
@@ -348,6 +355,7 @@ class Generator:
                 "vehicle": " Van",
                 "deal": " Deal",
                 "price_book": " Price Book",
+                "service": " Service",
             }[gen]
             return f"{base}{suffix} {index}"
         if gen in ("email", "email2"):
@@ -382,6 +390,23 @@ class Generator:
         if gen == "window":
             return rng.choice(("Mornings IST", "Afternoons PST", "Any weekday", "Fridays only"))
         return self._typed(f, rng, index)
+
+    def _independent(self, spec: ModuleSpec, gen: str, index: int, rec: dict[str, Any]) -> Any:
+        draw = stable_int(self.seed, self.org_id, spec.api_name, index, gen)
+        if gen == "layout":
+            k = 1 if draw % 5 == 0 else 0  # about one record in five in the second layout
+            return {"name": LAYOUT_NAMES[k], "id": layout_id(self.prefix, spec, k)}
+        if gen == "currency_code":
+            if (draw % 10_000) / 10_000 >= FOREIGN_SHARE:
+                return HOME.iso_code
+            foreign = [code for code in ACTIVE_CODES if code != HOME.iso_code]
+            return foreign[(draw // 10_000) % len(foreign)]
+        if gen == "exchange_rate":
+            currency = BY_CODE.get(str(rec.get("Currency")))
+            return float((currency or HOME).exchange_rate)
+        if gen == "rich_html":
+            return rich_html(draw)
+        raise ValueError(gen)
 
     def _typed(self, f: FieldSpec, rng: random.Random, index: int) -> Any:
         dt = f.data_type
@@ -422,6 +447,24 @@ class Generator:
         from .schema import MODULES_BY_NAME
 
         return MODULES_BY_NAME[name]
+
+
+INDEPENDENT = frozenset({"layout", "currency_code", "exchange_rate", "rich_html"})
+"""Value generators that do not draw from the record's rng (fields appended after the seeded ones)."""
+
+
+def rich_html(draw: int) -> str | None:
+    """A rich-text value (HTML): null for one record in four, else paragraphs of 1 to 12 sentences; about half
+    are longer than the 500 characters a list answer carries (docs/zoho-crm-api.md §2.5)."""
+    rng = random.Random(draw)
+    if rng.random() < 0.25:
+        return None
+    paragraphs = []
+    for _ in range(rng.randrange(1, 13)):
+        words = " ".join(rng.choice(WORDS) for _ in range(rng.randrange(6, 14))).capitalize()
+        emphasis = rng.choice(WORDS)
+        paragraphs.append(f"<p>{words} <b>{emphasis}</b> &amp; {rng.choice(WORDS)}.</p>")
+    return "<div>" + "".join(paragraphs) + "</div>"
 
 
 def _date(epoch: float) -> str:

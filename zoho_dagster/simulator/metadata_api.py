@@ -12,11 +12,13 @@ from .errors import ApiError, EmptyResponse
 from .schema import (
     CHILD_MODULES,
     CHILD_OF_FIELD,
+    LAYOUT_NAMES,
     MODULES,
     FieldSpec,
     ModuleSpec,
     any_module_spec,
     field_id,
+    layout_id,
     module_row_id,
     module_spec,
 )
@@ -195,6 +197,8 @@ def _field_row(req: Request, spec: ModuleSpec, number: int, f: FieldSpec) -> dic
         "decimal": 16,
         "percent": 5,
     }.get(f.data_type, 120)
+    if f.rich_text:
+        length = 50000  # a rich-text field holds up to 50,000 characters (docs/zoho-crm-api.md §2.5)
     pick = [
         {
             "display_value": v,
@@ -222,7 +226,8 @@ def _field_row(req: Request, spec: ModuleSpec, number: int, f: FieldSpec) -> dic
         target = any_module_spec(f.lookup)
         assert target is not None
         lookup = {
-            "module": {"api_name": target.api_name, "id": str(base + target.number)},
+            # The target's id is its id in /settings/modules (and in a Parent_Id's `module`), §3.2, §3.3.
+            "module": {"api_name": target.api_name, "id": module_row_id(prefix, target)},
             "display_label": f.lookup,
             "api_name": f.api_name,
             "id": str(base + 60_000 + number),
@@ -264,6 +269,13 @@ def _field_row(req: Request, spec: ModuleSpec, number: int, f: FieldSpec) -> dic
         if f.data_type == "rollup_summary"
         else {},
         "currency": {"rounding_option": "normal", "precision": 2} if f.data_type == "currency" else {},
+        # Multi-line fields say which kind they are: small, large or rich_text (OAS v8 `fields.json`
+        # `textarea.type`; §3.3); only rich text is HTML and cut to 500 characters in lists (§2.5).
+        **(
+            {"textarea": {"type": "rich_text" if f.rich_text else "large"}}
+            if f.data_type == "textarea"
+            else {}
+        ),
         "crypt": None,
         "history_tracking": None,
         "multiselectlookup": _linking(prefix, spec, f) if f.data_type == "multiselectlookup" else {},
@@ -303,13 +315,122 @@ def fields(req: Request) -> tuple[int, Any]:
         raise ApiError(
             400, "INVALID_MODULE", "the module name given seems to be invalid", {"param_name": "module"}
         )
+    # `type`: by default the fields in use; `unused` the fields removed from every layout; `all` both (Zoho's
+    # field-meta pages v2.1 to v6). UNCONFIRMED in v6 whether `used` (OAS v8's third value) is accepted;
+    # strict: any other value is refused.
+    kind = req.params.get("type")
+    if kind is not None and kind not in ("all", "unused"):
+        raise ApiError(400, "INVALID_DATA", "invalid data", {"param_name": "type"})
+    from .records_api import present_fields
+
+    present = present_fields(req, spec)
     drift = req.org.store.computed.drifted(spec.api_name)
     rows = []
     for n, f in enumerate(spec.fields):
+        if f.api_name not in present or (f.unused if kind is None else kind == "unused" and not f.unused):
+            continue
         if f.api_name in drift:
             f = dataclasses.replace(f, data_type=drift[f.api_name], picklist=())  # type drift (§3.3)
         rows.append(_field_row(req, spec, n, f))
+    if not rows:
+        raise EmptyResponse(204)  # e.g. type=unused on a module without unused fields ([OAS8] fields.json)
     return 200, {"fields": rows}
+
+
+LAYOUT_SCOPES = ("ZohoCRM.settings.ALL", "ZohoCRM.settings.layouts.ALL", "ZohoCRM.settings.layouts.READ")
+"""The scopes Zoho's layouts-meta pages (v2 to v7) and OAS v8 `layouts.json` name; strict: not
+`ZohoCRM.settings.READ`."""
+
+
+def layout_rows(org: Org, spec: ModuleSpec, render: Any) -> list[dict[str, Any]]:
+    """The module's two layouts as `/settings/layouts` gives them (keys of SDK6 `layouts/layouts.py` and OAS
+    v8 `layouts.json`); each section lists the fields it shows (an unused field is in none)."""
+    prefix = int(org.store.gen.prefix)
+    admin = org.users[0]
+    by = {"name": admin.full_name, "id": admin.id}
+    shown = [
+        {"api_name": f.api_name, "id": field_id(prefix, spec, n)}
+        for n, f in enumerate(spec.fields)
+        if not f.unused and (f.api_name not in ("Currency", "Exchange_Rate") or org.mc_status)
+    ]
+    rows = []
+    for k, name in enumerate(LAYOUT_NAMES):
+        when = render(org.store.gen.now0 - (500 - 40 * k) * DAY)
+        rows.append(
+            {
+                "id": layout_id(prefix, spec, k),
+                "name": name,
+                "display_label": name,
+                "api_name": name,
+                "status": "active",
+                "visible": True,
+                "source": "crm",
+                "generated_type": "default" if k == 0 else "custom",
+                "display_type": -1,
+                "show_business_card": False,
+                "has_more_profiles": False,
+                "created_time": when,
+                "modified_time": when,
+                "created_by": by,
+                "modified_by": by,
+                "created_for": None,
+                "convert_mapping": _convert_mapping(org, spec),
+                "profiles": [{"name": "Administrator", "id": str(int(admin.id) + 9), "default": k == 0}],
+                "sections": [
+                    {
+                        "display_label": f"{spec.singular} Information",
+                        "api_name": f"{spec.singular.replace(' ', '_')}_Information",
+                        "name": f"{spec.singular} Information",
+                        "sequence_number": 1,
+                        "column_count": 2,
+                        "fields": shown,
+                    }
+                ],
+                "actions_allowed": {
+                    "edit": True,
+                    "rename": True,
+                    "clone": True,
+                    "downgrade": k != 0,
+                    "delete": k != 0,
+                    "deactivate": k != 0,
+                    "set_layout_permissions": True,
+                },
+            }
+        )
+    return rows
+
+
+def _convert_mapping(org: Org, spec: ModuleSpec) -> dict[str, Any] | None:
+    """Which layouts a converted lead's records take (Leads only)."""
+    if spec.api_name != "Leads":
+        return None
+    prefix = int(org.store.gen.prefix)
+    return {
+        target: {"name": LAYOUT_NAMES[0], "id": layout_id(prefix, _spec(target), 0)}
+        for target in ("Contacts", "Accounts", "Deals")
+    }
+
+
+def layouts(req: Request) -> tuple[int, Any]:
+    """`GET /crm/v6/settings/layouts?module=…` → `{"layouts": […]}` (docs/zoho-crm-api.md §3.11)."""
+    req.require(*LAYOUT_SCOPES)
+    name = req.params.get("module")
+    if not name:
+        raise ApiError(
+            400,
+            "REQUIRED_PARAM_MISSING",
+            "One of the expected parameter is missing",
+            {"param_name": "module"},
+        )
+    spec = module_spec(name)
+    if spec is None:
+        raise ApiError(
+            400, "INVALID_MODULE", "the module name given seems to be invalid", {"param_name": "module"}
+        )
+    if not spec.has_layouts:
+        # Notes has no layouts; strict (UNCONFIRMED): refused, as the tags API refuses a module without tags.
+        raise ApiError(400, "INVALID_MODULE", "the given module is not supported for this api", {})
+    return 200, {"layouts": layout_rows(req.org, spec, req.render_now)}
 
 
 def _spec(name: str) -> ModuleSpec:

@@ -5,18 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from .context import Request
+from .currency import CURRENCIES
 from .datagen import DAY
 from .errors import ApiError
 from .state import Org
 
-CURRENCIES = (
-    # (name, ISO code, symbol, exchange rate against the base, active)
-    ("US Dollar", "USD", "$", "1.000000000", True),
-    ("Euro", "EUR", "€", "0.920000000", True),
-    ("Indian Rupee", "INR", "₹", "83.120000000", True),
-    ("Japanese Yen", "JPY", "¥", "151.400000000", True),
-    ("Pound Sterling", "GBP", "£", "0.790000000", False),
-)
+__all__ = ["CURRENCIES", "currency_rows", "profile_rows", "role_rows"]
 
 
 def role_rows(org: Org) -> list[dict[str, Any]]:

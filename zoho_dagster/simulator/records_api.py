@@ -10,8 +10,9 @@ from typing import Any
 from .clock import parse_time
 from .context import Request
 from .errors import ApiError, EmptyResponse, invalid_module
-from .schema import CHILD_TYPES, ModuleSpec, module_spec
+from .schema import CHILD_TYPES, MULTI_CURRENCY_FIELDS, RICH_TEXT_LIMIT, ModuleSpec, module_spec
 from .store import SORT_FIELDS
+from .visibility import DEFAULT, EVERYTHING, request_filter
 
 MAX_FIELDS = 50
 MAX_PER_PAGE = 200
@@ -64,8 +65,23 @@ def discrete_page(req: Request, per_page: int) -> tuple[int, int]:
     return page, (page - 1) * per_page
 
 
+FIELDS_DOLLAR_NAMES = frozenset({"$approval_state"})
+"""The `$` key `fields` may name (docs/zoho-crm-api.md §2.1: naming it returns the approval state). Strictest
+plausible (UNCONFIRMED): any other `$` name is refused like an unknown field; list rows carry every `$` key of
+the record anyway (`_row`)."""
+
+
+def present_fields(req: Request, spec: ModuleSpec) -> set[str]:
+    """The module's fields as the org has them now: the multi-currency pair is gone while multi-currency is
+    off (docs/zoho-crm-api.md §3.10)."""
+    names = set(spec.by_name)
+    if spec.has_currency and not req.org.mc_status:
+        names -= set(MULTI_CURRENCY_FIELDS)
+    return names
+
+
 def _fields(req: Request, spec: ModuleSpec, single: bool = False) -> list[str]:
-    names = requested_fields(req, set(spec.by_name) | _dollar_keys(spec))
+    names = requested_fields(req, present_fields(req, spec) | FIELDS_DOLLAR_NAMES)
     for name in names:
         f = spec.by_name.get(name)
         if not single and f is not None and f.data_type in CHILD_TYPES:
@@ -75,10 +91,34 @@ def _fields(req: Request, spec: ModuleSpec, single: bool = False) -> list[str]:
     return names
 
 
-def _dollar_keys(spec: ModuleSpec) -> set[str]:
+def _dollar_keys(spec: ModuleSpec) -> tuple[str, ...]:
     from .datagen import system_keys
 
-    return set(system_keys(spec))
+    return tuple(system_keys(spec))
+
+
+def _row(
+    spec: ModuleSpec, full: dict[str, Any], fields: list[str], dollar: tuple[str, ...]
+) -> dict[str, Any]:
+    """One record of a list (or ``ids=``) answer: the requested fields, ``id`` and every ``$`` key of the
+    record whether ``fields`` names them or not (Zoho's list samples fetched with ``fields`` carry them,
+    docs/zoho-crm-api.md §5, §10). Rich text is cut to 500 characters (§2.5); an unused field, named,
+    is null (UNCONFIRMED)."""
+    row: dict[str, Any] = {}
+    rich = spec.rich_fields
+    for name in fields:
+        if name in full:
+            value = full[name]
+            if name in rich and isinstance(value, str):
+                value = value[:RICH_TEXT_LIMIT]
+            row[name] = value
+        elif name in spec.unused_fields:
+            row[name] = None
+    row["id"] = full["id"]
+    for key in dollar:
+        if key in full:
+            row[key] = full[key]
+    return row
 
 
 def list_records(req: Request, name: str) -> tuple[int, Any]:
@@ -103,9 +143,12 @@ def list_records(req: Request, name: str) -> tuple[int, Any]:
     if sort_order not in ("asc", "desc"):
         raise ApiError(400, "INVALID_DATA", "invalid data", {"param_name": "sort_order"})
     since = req.modified_since()
+    # converted=false and approved=true unless asked (docs/zoho-crm-api.md §2.1); bound to a page token like
+    # every other parameter.
+    flt = request_filter(req.params)
     store = req.org.store
     if "ids" in req.params:
-        return _by_ids(req, spec, fields, sort_by, sort_order, since)
+        return _by_ids(req, spec, fields, sort_by, sort_order, since, flt)
 
     binding = tuple(sorted((k, v) for k, v in req.params.items() if k not in ("page", "page_token")))
     binding += (("If-Modified-Since", req.headers.get("if-modified-since", "")), ("module", spec.api_name))
@@ -128,22 +171,21 @@ def list_records(req: Request, name: str) -> tuple[int, Any]:
         page, skip = discrete_page(req, per_page)
         served = skip
         limit = per_page
-    stream = store.stream(spec.api_name, sort_by, sort_order == "desc", since, after)
+    stream = store.stream(spec.api_name, sort_by, sort_order == "desc", since, after, flt)
     items = list(islice(stream, skip, skip + limit + 1))
     more = len(items) > limit
     items = items[:limit]
     if not items:
-        if since is not None and store.count(spec.api_name, since) == 0:
+        if since is not None and store.count(spec.api_name, since, flt) == 0:
             raise EmptyResponse(304)
         raise EmptyResponse(204)
     data = []
+    dollar = _dollar_keys(spec)
     for _, index in items:
         full = store.rendered(spec.api_name, index)
         if full is None:
             continue
-        row = {f: full[f] for f in fields if f in full}
-        row["id"] = full["id"]
-        data.append(row)
+        data.append(_row(spec, full, fields, dollar))
     next_token = None
     if more:
         next_token = req.sim.page_tokens.issue(
@@ -167,9 +209,19 @@ def list_records(req: Request, name: str) -> tuple[int, Any]:
 
 
 def _by_ids(
-    req: Request, spec: ModuleSpec, fields: list[str], sort_by: str, sort_order: str, since: float | None
+    req: Request,
+    spec: ModuleSpec,
+    fields: list[str],
+    sort_by: str,
+    sort_order: str,
+    since: float | None,
+    flt: Any,
 ) -> tuple[int, Any]:
+    """``ids=``: the named records, filtered like a list. Strictest plausible (UNCONFIRMED): the
+    ``converted``/``approved`` defaults apply here too, so a converted lead named by id is left out unless
+    ``converted=true|both``."""
     store = req.org.store
+    dollar = _dollar_keys(spec)
     ids = [i.strip() for i in req.params["ids"].split(",") if i.strip()]
     if len(ids) > MAX_IDS:
         raise ApiError(400, "LIMIT_EXCEEDED", "ids limit exceeded", {"param_name": "ids", "limit": MAX_IDS})
@@ -182,10 +234,10 @@ def _by_ids(
         full = store.rendered(spec.api_name, index)
         if rec is None or full is None or (since is not None and int(rec["Modified_Time"]) < since):
             continue
+        if not store.matches(spec.api_name, index, flt):
+            continue
         key = store._record_key(rec, sort_by)
-        row = {f: full[f] for f in fields if f in full}
-        row["id"] = full["id"]
-        rows.append((key, row))
+        rows.append((key, _row(spec, full, fields, dollar)))
     if not rows:
         raise EmptyResponse(304 if since is not None else 204)
     rows.sort(key=lambda r: r[0], reverse=sort_order == "desc")
@@ -206,18 +258,31 @@ def _by_ids(
 
 
 def get_record(req: Request, name: str, record_id: str) -> tuple[int, Any]:
-    """`GET /crm/v6/{Module}/{id}`: every field; `fields` optional (docs/zoho-crm-api.md §2.1)."""
+    """`GET /crm/v6/{Module}/{id}`: every field; `fields` optional (docs/zoho-crm-api.md §2.1). Rich text
+    comes whole (§2.5).
+
+    Converted and awaiting-approval records: strictest plausible (UNCONFIRMED, §10), the list API's
+    ``converted``/``approved`` defaults apply here too (Zoho's SDK6 ``GetRecordParam`` has both parameters; a
+    third-party client reports a 204 for a converted lead read without ``converted=true``). The reading
+    ``single_record_includes_hidden`` returns the record whatever its state."""
     spec = resolve_module(req, name)
+    flt = request_filter(req.params)
     store = req.org.store
     index = store.index_of(spec.api_name, record_id)
     full = store.rendered(spec.api_name, index) if index is not None else None
     if full is None or index is None:
         raise EmptyResponse(204)
+    if not req.sim.readings.single_record_includes_hidden and not store.matches(spec.api_name, index, flt):
+        raise EmptyResponse(204)
     # Subform and multi-lookup arrays, with `$has_more` per array (docs/zoho-crm-api.md §2.5).
     full = {**full, **store.child_arrays(spec, index, full)}
     if "fields" in req.params:
         names = _fields(req, spec, single=True)
-        full = {**{f: full[f] for f in names if f in full}, "id": full["id"]}
+        full = {
+            **{f: full[f] for f in names if f in full},
+            **{f: None for f in names if f in spec.unused_fields},
+            "id": full["id"],
+        }
     arrays = [f.api_name for f in spec.child_fields if f.api_name in full]
     if arrays:
         full["$has_more"] = {name: False for name in arrays}
@@ -231,7 +296,10 @@ def count(req: Request, name: str) -> tuple[int, Any]:
     req.require("ZohoSearch.securesearch.READ", "ZohoSearch.securesearch.ALL")
     criteria = req.params.get("criteria")
     since = None if criteria is None else _modified_since_criteria(criteria)
-    return 200, {"count": req.org.store.count(spec.api_name, since)}
+    # UNCONFIRMED whether the count includes converted and awaiting-approval records (docs/zoho-crm-api.md
+    # §10); strictest plausible: it counts what the list API shows by default (reading count_includes_hidden).
+    flt = EVERYTHING if req.sim.readings.count_includes_hidden else DEFAULT
+    return 200, {"count": req.org.store.count(spec.api_name, since, flt)}
 
 
 _MODIFIED_SINCE = re.compile(r"^\(Modified_Time:greater_equal:(?P<value>[^()]+)\)$")

@@ -68,6 +68,35 @@ class SimulatorControl:
         """Switch multi-currency on or off (`/org`'s `mc_status`, `/org/currencies`)."""
         self._call("POST", "org", {"mc_status": mc_status}, org)
 
+    def set_visibility(
+        self,
+        converted_share: float | None = None,
+        awaiting_approval_share: float | None = None,
+        org: str | None = None,
+    ) -> dict[str, float]:
+        """Set the share of Leads that are converted and the share of records (every record module) awaiting
+        approval; ``None`` keeps a share. Records that change visibility keep their Modified_Time. Returns
+        both shares (defaults 0.30 and 0.05; a reset restores them)."""
+        body = {"converted_share": converted_share, "awaiting_approval_share": awaiting_approval_share}
+        return dict(self._call("POST", "visibility", body, org))
+
+    def set_readings(
+        self,
+        coql_includes_hidden: bool | None = None,
+        bulk_includes_hidden: bool | None = None,
+        count_includes_hidden: bool | None = None,
+        single_record_includes_hidden: bool | None = None,
+    ) -> dict[str, bool]:
+        """Choose the permissive (True) or strict (False, the default and the state after a reset) reading of
+        each UNCONFIRMED behaviour about converted and awaiting-approval records: whether COQL, Bulk Read, the
+        count API and a single-record read include them. ``None`` keeps a reading. Returns all four."""
+        names = ("coql_includes_hidden", "bulk_includes_hidden", "count_includes_hidden")
+        values = (coql_includes_hidden, bulk_includes_hidden, count_includes_hidden)
+        body = {name: value for name, value in zip(names, values, strict=True) if value is not None}
+        if single_record_includes_hidden is not None:
+            body["single_record_includes_hidden"] = single_record_includes_hidden
+        return dict(self._call("POST", "readings", body))
+
     def warm(self, module: str, org: str | None = None) -> int:
         """Render every generated record of ``module`` and keep them all (the benchmarks' data at rest);
         returns how many. About 0.35 ms a Lead on one core, hence no time limit (300,000 Leads: ~2 min)."""

@@ -6,8 +6,11 @@ more than 50 fields so that clients must split `fields` into batches (docs/zoho-
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from functools import cached_property
+
+from .currency import ACTIVE_CODES
 
 JSON_TYPES: dict[str, str] = {
     "text": "string",
@@ -34,6 +37,7 @@ JSON_TYPES: dict[str, str] = {
     "subform": "jsonarray",
     "multiselectlookup": "jsonarray",
     "multiuserlookup": "jsonarray",
+    "layout": "jsonobject",
 }
 
 CHILD_TYPES = frozenset({"subform", "multiselectlookup", "multiuserlookup"})
@@ -42,6 +46,17 @@ CHILD_TYPES = frozenset({"subform", "multiselectlookup", "multiuserlookup"})
 
 COMPUTED_TYPES = frozenset({"formula", "rollup_summary"})
 """Field types Zoho computes; their values change without a new Modified_Time (docs/zoho-crm-api.md §3.3)."""
+
+REF_TYPES = frozenset({"lookup", "ownerlookup", "userlookup", "layout"})
+"""Field types whose value is an object with an ``id``: COQL selects them as ``{"id": …}`` only
+(docs/zoho-crm-api.md §3.8) and a Bulk Read cell holds the id only (§4.1)."""
+
+RICH_TEXT_LIMIT = 500
+"""Get Records cuts rich-text values to this many characters (docs/zoho-crm-api.md §2.5)."""
+
+MULTI_CURRENCY_FIELDS = ("Currency", "Exchange_Rate")
+"""The fields a multi-currency org adds to every record module holding currency fields (docs/zoho-crm-api.md
+§3.10, §5); absent from metadata and records while multi-currency is off."""
 
 
 @dataclass(frozen=True)
@@ -58,6 +73,10 @@ class FieldSpec:
     return_type: str = ""
     expression: str = ""
     custom_field: bool | None = None
+    rich_text: bool = False
+    """A multi-line field of textarea type ``rich_text`` (HTML): cut to 500 characters in list answers."""
+    unused: bool = False
+    """Removed from every layout: listed by `/settings/fields` only with ``type=all|unused`` (§3.3)."""
 
     @property
     def custom(self) -> bool:
@@ -99,6 +118,8 @@ class ModuleSpec:
     link_field: str = ""
     connected_field: str = ""
     connected_module: str = ""
+    scope: str = ""
+    """The lower-case name in ``ZohoCRM.modules.{name}.READ`` when it is not the API name in lower case."""
     by_name: dict[str, FieldSpec] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
@@ -115,7 +136,28 @@ class ModuleSpec:
             # UNCONFIRMED which scope reads a subform or linking module (docs/zoho-crm-api.md §7.8); strict:
             # the parent module's, the one that reads the rows inside the parent.
             return MODULES_BY_NAME[self.parent].scope_name
+        if self.scope:
+            return self.scope
         return "custom" if self.generated_type == "custom" else self.api_name.lower()
+
+    @property
+    def has_layouts(self) -> bool:
+        """Whether the module has layouts (a `Layout` field, `/settings/layouts`): every record module but
+        Notes (docs/zoho-crm-api.md §3.11)."""
+        return "Layout" in self.by_name
+
+    @cached_property
+    def rich_fields(self) -> frozenset[str]:
+        return frozenset(f.api_name for f in self.fields if f.rich_text)
+
+    @cached_property
+    def unused_fields(self) -> frozenset[str]:
+        return frozenset(f.api_name for f in self.fields if f.unused)
+
+    @cached_property
+    def has_currency(self) -> bool:
+        """Whether multi-currency adds `Currency` and `Exchange_Rate` to this module."""
+        return MULTI_CURRENCY_FIELDS[0] in self.by_name
 
     @cached_property
     def child_fields(self) -> tuple[FieldSpec, ...]:
@@ -283,7 +325,38 @@ PERSON = (
 )
 
 
+LAYOUT_FIELD = F("Layout", "layout", "layout", read_only=True, custom_field=False)
+"""The record's layout, ``{"name", "id"}`` (docs/zoho-crm-api.md §3.3, §3.11); every module with layouts."""
+CURRENCY_FIELDS = (
+    F("Currency", "picklist", "currency_code", picklist=ACTIVE_CODES, custom_field=False),
+    F("Exchange_Rate", "double", "exchange_rate", custom_field=False),
+)
+"""A multi-currency org's two fields on every module holding currency fields (docs/zoho-crm-api.md §3.10)."""
+RICH_TEXT_FIELD = F("Rich_Description__c", "textarea", "rich_html", null_rate=0.0, rich_text=True)
+"""Leads' rich-text field: HTML, often longer than the 500 characters a list answer carries (§2.5)."""
+UNUSED_FIELD = F("Legacy_Score__c", "integer", "null", unused=True)
+"""A custom Leads field removed from every layout: only `/settings/fields?type=all|unused` lists it (§3.3)."""
+
+
+def _with_extras(spec: ModuleSpec) -> ModuleSpec:
+    """The fields every record module gains after its seeded ones: Leads' rich-text and unused fields, the
+    multi-currency pair where the module holds currency fields, and `Layout` (Notes has no layouts). They are
+    appended and draw nothing from a record's generator: every seeded value and field id stays as it was."""
+    extra: list[FieldSpec] = []
+    if spec.api_name == "Leads":
+        extra += [RICH_TEXT_FIELD, UNUSED_FIELD]
+    if any("currency" in (f.data_type, f.return_type) for f in spec.fields):
+        extra += CURRENCY_FIELDS
+    if spec.api_name != "Notes":
+        extra.append(LAYOUT_FIELD)
+    return dataclasses.replace(spec, fields=(*spec.fields, *extra), by_name={})
+
+
 def _module_list() -> tuple[ModuleSpec, ...]:
+    return tuple(_with_extras(spec) for spec in _seeded_modules())
+
+
+def _seeded_modules() -> tuple[ModuleSpec, ...]:
     s = SYSTEM_FIELDS
     return (
         ModuleSpec("Leads", 1, 1.0, (*s, *LEADS_FIELDS), singular="Lead", name_field="Full_Name"),
@@ -526,6 +599,54 @@ def _module_list() -> tuple[ModuleSpec, ...]:
             name_field="Name",
         ),
         *_inventory_and_service_modules(),
+        *_booking_modules(),
+    )
+
+
+def _booking_modules() -> tuple[ModuleSpec, ...]:
+    """`Appointments__s` and `Services__s`, the standard modules of Zoho's appointment booking
+    (docs/zoho-crm-api.md §3.1): records modules like the others (fields of the simulator's own plausible
+    choice); scopes `ZohoCRM.modules.appointments.READ` and `ZohoCRM.modules.services.READ`."""
+    s = SYSTEM_FIELDS
+    return (
+        ModuleSpec(
+            "Appointments__s",
+            28,
+            0.04,
+            (
+                *s,
+                F("Appointment_Name", "text", "sentence"),
+                F("Appointment_Start_Time", "datetime", "activity"),
+                F("Duration", "integer"),
+                F("Status", "picklist", picklist=("Upcoming", "In Progress", "Completed", "Cancelled")),
+                F("Location", "picklist", picklist=("Business Address", "Customer Address", "Other Address")),
+                F("Service_Name", "lookup", lookup="Services__s"),
+                F("Appointment_For", "lookup", lookup="Contacts"),
+                F("Remarks", "textarea", "sentence", null_rate=0.5),
+            ),
+            module_name="Appointments",
+            singular="Appointment",
+            name_field="Appointment_Name",
+            scope="appointments",
+        ),
+        ModuleSpec(
+            "Services__s",
+            29,
+            0.01,
+            (
+                *s,
+                F("Service_Name", "text", "service"),
+                F("Price", "currency"),
+                F("Duration", "integer"),
+                F("Status", "picklist", picklist=("Active", "Inactive")),
+                F("Location", "picklist", picklist=("Business Address", "Customer Address")),
+                F("Description", "textarea", "sentence", null_rate=0.5),
+            ),
+            module_name="Services",
+            singular="Service",
+            name_field="Service_Name",
+            scope="services",
+        ),
     )
 
 
@@ -749,6 +870,17 @@ CHILD_OF_FIELD: dict[tuple[str, str], ModuleSpec] = {(m.parent, m.parent_field):
 """(parent module, parent field) → the subform or linking module holding that field's rows."""
 STAGE_HISTORY_NUMBER = 27
 """The id space of Stage_History rows (ids are `prefix·10¹² + number·10¹⁰ + …`, like records)."""
+
+
+LAYOUT_NUMBER = 95
+"""The id space of layouts."""
+LAYOUT_NAMES = ("Standard", "Partner")
+"""Every module with layouts has two, spread over its records (about one record in five in the second)."""
+
+
+def layout_id(prefix: int, spec: ModuleSpec, k: int) -> str:
+    """The id of layout ``k`` (0 Standard, 1 Partner) of ``spec`` in `/settings/layouts` and records."""
+    return str(int(prefix) * 10**12 + LAYOUT_NUMBER * 10**10 + 1001 + (spec.number * 8 + k) * 4)
 
 
 def module_row_id(prefix: int, spec: ModuleSpec) -> str:

@@ -255,6 +255,8 @@ def route(req: Request) -> tuple[int, Any]:
                 return metadata_api.fields(req)
             if p[3:] == ["tags"]:
                 return metadata_api.tags(req)
+            if p[3:] == ["layouts"]:
+                return metadata_api.layouts(req)
             raise invalid_url()
         if len(p) == 3 and head in CHILD_MODULES_BY_NAME:
             return children_api.list_rows(req, head)

@@ -20,6 +20,7 @@ from .paging import PageTokens
 from .regions import REGIONS, accounts_url, api_domain
 from .schema import MODULES
 from .store import OrgStore
+from .visibility import Readings
 
 
 @dataclass
@@ -41,8 +42,16 @@ class Org:
     client: Client
     refresh_token: str
     bulk_jobs: dict[str, Any] = field(default_factory=dict)
-    mc_status: bool = True
-    """Multi-currency on (docs/zoho-crm-api.md §3.10); the control plane can switch it off."""
+
+    @property
+    def mc_status(self) -> bool:
+        """Multi-currency on (docs/zoho-crm-api.md §3.10); the control plane can switch it off. Held by the
+        store, whose records carry `Currency` and `Exchange_Rate` only while it is on."""
+        return self.store.mc_status
+
+    @mc_status.setter
+    def mc_status(self, value: bool) -> None:
+        self.store.mc_status = bool(value)
 
     @property
     def soid(self) -> str:
@@ -99,6 +108,8 @@ class Simulator:
         self.faults = Faults()
         self.page_tokens = PageTokens()
         self.stats = Stats()
+        self.readings = Readings()
+        """Strict or permissive readings of UNCONFIRMED behaviour (visibility.Readings); strict on reset."""
         self.lock = threading.RLock()
         self.now0 = float(int(self.clock.now()))
         self.accounts = Accounts(config.token_lifetime)
@@ -138,6 +149,7 @@ class Simulator:
     def reset(self) -> None:
         with self.lock:
             self.clock.reset()
+            self.readings = Readings()
             self.faults.clear()
             self.page_tokens.clear()
             self.build()

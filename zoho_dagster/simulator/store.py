@@ -12,6 +12,7 @@ import heapq
 import itertools
 import random
 import threading
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,9 +20,19 @@ from typing import Any
 from .children import Children
 from .clock import parse_time, render_time
 from .computed import Computed, convert
+from .currency import HOME
 from .datagen import DAY, Generator, User, stable_int, system_keys
 from .errors import ApiError
-from .schema import CHILD_OF_FIELD, CHILD_TYPES, COMPUTED_TYPES, ModuleSpec
+from .schema import (
+    CHILD_OF_FIELD,
+    CHILD_TYPES,
+    COMPUTED_TYPES,
+    LAYOUT_NAMES,
+    MULTI_CURRENCY_FIELDS,
+    ModuleSpec,
+    layout_id,
+)
+from .visibility import Filter, Override, Visibility
 
 SORT_FIELDS = ("id", "Created_Time", "Modified_Time")
 RECYCLE_RETENTION = 60 * DAY
@@ -56,6 +67,8 @@ class ModuleState:
     next_index: int
     live: dict[int, dict[str, Any]] = field(default_factory=dict)
     deleted: dict[int, Deleted] = field(default_factory=dict)
+    overrides: dict[int, Override] = field(default_factory=dict)
+    """Converted / awaiting-approval state set through the control plane (visibility.Override)."""
     version: int = 0
     _sorted: dict[str, tuple[int, list[tuple[Key, int]]]] = field(default_factory=dict)
 
@@ -82,6 +95,11 @@ class OrgStore:
             self._seed_deletions()
         self.children = Children(self)
         self.computed = Computed(self)
+        self.visibility = Visibility(self)
+        self.mc_status = True
+        """Multi-currency on (docs/zoho-crm-api.md §3.10): records of modules with currency fields carry
+        `Currency` and `Exchange_Rate`; off, those fields are gone from records and metadata."""
+        self._details: dict[int, dict[str, Any]] = {}
 
     # --- seeding -------------------------------------------------------------------------------------------
     def _seed_deletions(self) -> None:
@@ -138,36 +156,66 @@ class OrgStore:
         return self.modules[module]
 
     def stream(
-        self, module: str, sort_by: str, descending: bool, since: float | None, after: Key | None
+        self,
+        module: str,
+        sort_by: str,
+        descending: bool,
+        since: float | None,
+        after: Key | None,
+        flt: Filter | None = None,
     ) -> Iterator[tuple[Key, int]]:
-        """(key, index) of live records with Modified_Time >= since, in key order, strictly after `after`."""
+        """(key, index) of live records with Modified_Time >= since, in key order, strictly after `after`;
+        with ``flt``, only the records it wants (converted / awaiting approval, visibility.Filter): hidden
+        records are skipped while walking, so a page costs its records, not a scan of the module."""
         state = self.modules[module]
         spec, size = state.spec, state.size
+        if flt is not None and flt.everything:
+            flt = None
         lo = self.gen.first_index_modified_since(spec, since) if since is not None else 0
         overlay = [
             (k, i)
             for k, i in self._overlay_sorted(state, sort_by)
-            if since is None or int(state.live[i]["Modified_Time"]) >= since
+            if (since is None or int(state.live[i]["Modified_Time"]) >= since)
+            and (flt is None or flt.wants(*self.visibility.state(state, i)))
         ]
         if descending:
             overlay.reverse()
             if after is not None:
                 overlay = [(k, i) for k, i in overlay if k < after]
             start = size - 1 if after is None else self._last_below(spec, sort_by, after, lo, size)
-            base = self._walk(state, sort_by, start, lo - 1, -1)
+            base = self._walk(state, sort_by, start, lo - 1, -1, flt)
             return heapq.merge(base, overlay, reverse=True)
         if after is not None:
             overlay = [(k, i) for k, i in overlay if k > after]
         start = lo if after is None else max(lo, self._first_above(spec, sort_by, after, size))
-        return heapq.merge(self._walk(state, sort_by, start, size, 1), overlay)
+        return heapq.merge(self._walk(state, sort_by, start, size, 1, flt), overlay)
 
     def _walk(
-        self, state: ModuleState, sort_by: str, start: int, stop: int, step: int
+        self, state: ModuleState, sort_by: str, start: int, stop: int, step: int, flt: Filter | None = None
     ) -> Iterator[tuple[Key, int]]:
         spec = state.spec
-        for index in range(start, stop, step):
-            if not state.excluded(index):
+        if flt is None:
+            for index in range(start, stop, step):
+                if not state.excluded(index):
+                    yield self._base_key(spec, sort_by, index), index
+            return
+        wanted = self.visibility.predicate(spec, flt)
+        source = self.visibility.candidates(spec, flt)
+        if source is None:
+            indexes: Iterator[int] | range = range(start, stop, step)
+        elif step == 1:
+            indexes = (source[p] for p in range(bisect_left(source, start), bisect_left(source, stop)))
+        else:  # descending from start down to stop + 1
+            indexes = (
+                source[p] for p in range(bisect_right(source, start) - 1, bisect_right(source, stop) - 1, -1)
+            )
+        for index in indexes:
+            if not state.excluded(index) and (wanted is None or wanted(index)):
                 yield self._base_key(spec, sort_by, index), index
+
+    def matches(self, module: str, index: int, flt: Filter) -> bool:
+        """Whether ``flt`` wants live record ``index`` (its converted / awaiting-approval state)."""
+        return flt.everything or flt.wants(*self.visibility.state(self.modules[module], index))
 
     def _first_above(self, spec: ModuleSpec, sort_by: str, after: Key, size: int) -> int:
         lo, hi = 0, size
@@ -192,16 +240,28 @@ class OrgStore:
                 lo = mid + 1
         return lo
 
-    def count(self, module: str, since: float | None = None) -> int:
-        """Live records with Modified_Time >= since, without walking the base sequence."""
+    def count(self, module: str, since: float | None = None, flt: Filter | None = None) -> int:
+        """Live records with Modified_Time >= since (and that ``flt`` wants), without walking the base
+        sequence: the generated records are counted from the sorted hidden indices (visibility.py)."""
         state = self.modules[module]
-        lo = self.gen.first_index_modified_since(state.spec, since) if since is not None else 0
+        spec = state.spec
+        flt = flt or Filter("both", "both")
+        vis = self.visibility
+        lo = self.gen.first_index_modified_since(spec, since) if since is not None else 0
+        base = vis.count_base(spec, lo, state.size, flt)
         with self._lock:
-            excluded = sum(1 for i in itertools.chain(state.live, state.deleted) if lo <= i < state.size)
-            overlay = sum(
-                1 for rec in state.live.values() if since is None or int(rec["Modified_Time"]) >= since
+            excluded = sum(
+                1
+                for i in itertools.chain(state.live, state.deleted)
+                if lo <= i < state.size and (flt.everything or flt.wants(*vis.base_state(spec, i)))
             )
-        return state.size - lo - excluded + overlay
+            overlay = sum(
+                1
+                for i, rec in state.live.items()
+                if (since is None or int(rec["Modified_Time"]) >= since)
+                and (flt.everything or flt.wants(*vis.state(state, i)))
+            )
+        return base - excluded + overlay
 
     # --- records -------------------------------------------------------------------------------------------
     def internal(self, module: str, index: int) -> dict[str, Any] | None:
@@ -273,11 +333,28 @@ class OrgStore:
     def _finish(
         self, spec: ModuleSpec, index: int, out: dict[str, Any], live: dict[str, Any] | None
     ) -> dict[str, Any]:
+        """Lay over a (cached) rendering what changes without the record changing: formula, rollup and
+        drifted values, the converted / awaiting-approval keys (visibility.py: the shares may change while
+        the rendering is cached) and the multi-currency fields (gone while multi-currency is off)."""
         computed = spec.computed_fields
         drift = self.computed.drifted(spec.api_name) if self.computed.drift else {}
-        if not computed and not drift:
+        converted, pending = self.visibility.state(self.modules[spec.api_name], index)
+        currency_off = spec.has_currency and not self.mc_status
+        if not computed and not drift and not converted and not pending and not currency_off:
             return out
         out = dict(out)
+        if converted:
+            out.update(self._converted_keys(spec, index, out, live))
+        if pending:
+            out["$approved"] = False
+            out["$approval_state"] = self.visibility.pending_state(spec, index)
+            out["$approval"] = {"delegate": False, "approve": True, "reject": True, "resubmit": False}
+        if currency_off:
+            for name in MULTI_CURRENCY_FIELDS:
+                out.pop(name, None)
+            out["$currency_symbol"] = HOME.symbol
+        if not computed and not drift:
+            return out
         created = float(live["Created_Time"]) if live is not None else float(self.gen.created(spec, index))
         for f in computed:
             if f.data_type == "formula":
@@ -287,6 +364,66 @@ class OrgStore:
         for name, data_type in drift.items():
             out[name] = convert(out.get(name), data_type)
         return out
+
+    def _converted_keys(
+        self, spec: ModuleSpec, index: int, out: dict[str, Any], live: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        """A converted lead's keys: ``$converted``, ``$converted_detail``, ``Converted__s`` and
+        ``Converted_Date_Time`` (strictly before its Modified_Time; in the offset its Modified_Time has).
+
+        ``$converted_detail``'s shape is UNCONFIRMED (docs/zoho-crm-api.md §5): no source shows a converted
+        lead's; an unconverted one's is ``{}``. The simulator's plausible choice: ``{"convert_date":
+        "YYYY-MM-DD", "contact": {"name","id"}, "account": {"name","id"}, "deal": {"name","id"} | null}``
+        (a lead converted without a deal has ``deal: null``).
+        """
+        state = self.modules[spec.api_name]
+        override = state.overrides.get(index)
+        if override is not None and override.converted_at is not None:
+            when = float(override.converted_at)
+        else:
+            if index < state.size:
+                created, modified = self.gen.created(spec, index), self.gen.modified(spec, index)
+            else:
+                created = int((live or {}).get("Created_Time") or 0)
+                modified = int((live or {}).get("Modified_Time") or created)
+            span = max(modified - created - 1, 1)
+            when = float(
+                min(
+                    created + 1 + stable_int(self.gen.seed, spec.api_name, index, "converted") % span,
+                    modified - 1,
+                )
+            )
+        stamp = str(out.get("Modified_Time") or "")
+        offset = _offset_minutes(stamp)
+        rendered = render_time(when, offset)
+        return {
+            "$converted": True,
+            "$converted_detail": {"convert_date": rendered[:10], **self._conversion_targets(index)},
+            "Converted__s": True,
+            "Converted_Date_Time": rendered,
+        }
+
+    def _conversion_targets(self, index: int) -> dict[str, Any]:
+        """The contact, account and (for three leads in five) deal a converted lead became, deterministic in
+        the lead's index; kept, since naming them replays part of each target's generation."""
+        found = self._details.get(index)
+        if found is None:
+            gen = self.gen
+            draw = stable_int(gen.seed, gen.org_id, "Leads", index, "conversion")
+
+            def ref(module: str, salt: int) -> dict[str, str] | None:
+                size = gen.sizes[module]
+                return gen.lookup_ref(gen.module(module), (draw // salt) % size) if size else None
+
+            found = {
+                "contact": ref("Contacts", 1),
+                "account": ref("Accounts", 7),
+                "deal": ref("Deals", 13) if draw % 5 < 3 else None,
+            }
+            if len(self._details) > 200_000:
+                self._details.clear()
+            self._details[index] = found
+        return {key: (dict(value) if value else None) for key, value in found.items()}
 
     def render(self, spec: ModuleSpec, rec: dict[str, Any]) -> dict[str, Any]:
         """Internal → API form: datetimes in the OWNER's offset, users as {name, id, email}.
@@ -300,7 +437,9 @@ class OrgStore:
         out: dict[str, Any] = {}
         for key, value in rec.items():
             f = spec.by_name.get(key)
-            if f is not None and f.data_type in CHILD_TYPES:
+            if f is not None and (f.data_type in CHILD_TYPES or f.unused):
+                # An unused field (removed from every layout) is in no record rendering; a list that names
+                # it gets null (records_api).
                 continue
             if f is not None and value is None and f.data_type == "multiselectpicklist":
                 value = []
@@ -384,12 +523,30 @@ class OrgStore:
         return sorted(visible, key=lambda d: (d.deleted_time, int(d.id)), reverse=True)
 
     # --- mutations (control plane) -------------------------------------------------------------------------
+    def _override(self, state: ModuleState, index: int, data: dict[str, Any], now: float) -> None:
+        """Take ``$converted`` / ``$approved`` out of control-plane data into the record's override:
+        ``{"$converted": true}`` converts it now, ``{"$approved": false}`` sends it for approval."""
+        converted, approved = data.pop("$converted", None), data.pop("$approved", None)
+        data.pop("$approval_state", None)
+        if converted is None and approved is None:
+            return
+        if state.spec.api_name not in ("Leads",) and converted:
+            raise ApiError(400, "INVALID_DATA", "only leads are converted", {"api_name": "$converted"})
+        override = state.overrides.setdefault(index, Override())
+        if converted is not None:
+            override.converted = bool(converted)
+            override.converted_at = float(now) if converted else None
+        if approved is not None:
+            override.pending = not bool(approved)
+
     def create(self, module: str, data: dict[str, Any], by: int = 0) -> str:
         state = self.modules[module]
         now = int(self._now())
+        data = dict(data)
         with self._lock:
             index = state.next_index
             state.next_index += 1
+            self._override(state, index, data, now)
             rec: dict[str, Any] = {f.api_name: None for f in state.spec.fields}
             rec.update(
                 {
@@ -404,6 +561,10 @@ class OrgStore:
             rec.update(self._parse(state.spec, data))
             rec["id"] = str(self.gen.record_id(state.spec, index))
             rec.update(system_keys(state.spec))
+            if state.spec.has_currency and rec.get("Currency") is None:
+                rec["Currency"], rec["Exchange_Rate"] = HOME.iso_code, float(HOME.exchange_rate)
+            if state.spec.has_layouts and rec.get("Layout") is None:
+                rec["Layout"] = {"name": LAYOUT_NAMES[0], "id": layout_id(self.gen.prefix, state.spec, 0)}
             self._derive(rec)
             state.live[index] = rec
             state.version += 1
@@ -415,12 +576,14 @@ class OrgStore:
 
     def update(self, module: str, record_id: str, data: dict[str, Any], by: int = 0) -> None:
         state = self.modules[module]
+        data = dict(data)
         with self._lock:
             index = self._require(module, record_id)
             before = self.internal(module, index) or {}
             rec = dict(before)
             rec["Modified_By"] = by
             rec["Modified_Time"] = int(self._now())
+            self._override(state, index, data, rec["Modified_Time"])
             rec.update(self._parse(state.spec, data))
             self._derive(rec)
             if module == "Deals":
@@ -491,3 +654,12 @@ class OrgStore:
                 value = match[0]
             out[key] = value
         return out
+
+
+def _offset_minutes(stamp: str) -> int:
+    """The UTC offset, in minutes, of an ISO-8601 text ending in ``±HH:MM`` (0 otherwise)."""
+    tail = stamp[-6:]
+    if len(tail) == 6 and tail[0] in "+-" and tail[3] == ":" and tail[1:3].isdigit() and tail[4:].isdigit():
+        minutes = int(tail[1:3]) * 60 + int(tail[4:])
+        return -minutes if tail[0] == "-" else minutes
+    return 0

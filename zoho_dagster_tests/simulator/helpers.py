@@ -71,5 +71,16 @@ RECORD_MODULES = (
 )
 """The record modules the simulator must serve: the twelve of docs/zoho-crm-api.md §3.1 and the custom one."""
 
+EVERY_RECORD = {"converted": "both", "approved": "both"}
+"""Get Records parameters lifting both default filters: converted and awaiting-approval records too
+(docs/zoho-crm-api.md §2.1)."""
+
+
+def shown_by_default(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows of ``truth`` that Get Records shows without ``converted``/``approved``: not converted, not
+    awaiting approval (read from each row's own ``$`` keys)."""
+    return [r for r in rows if r.get("$approved", True) is True and r.get("$converted", False) is False]
+
+
 INVALID_TOKEN = {"code": "INVALID_TOKEN", "details": {}, "message": "invalid oauth token", "status": "error"}
 """The 401 body for an expired or unknown access token (docs/zoho-crm-api.md §1.7)."""

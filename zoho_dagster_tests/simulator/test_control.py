@@ -19,7 +19,10 @@ def test_create_update_delete_truth(sim: RunningSimulator) -> None:
     row = next(r for r in sim.control.truth("Leads")["data"] if r["id"] == rid)
     assert row["Full_Name"] == "Ada Created" and row["Owner"]["id"]
     api = get(sim.primary, "/crm/v6/Leads", tok, {"fields": "Last_Name", "ids": rid}).json()["data"]
-    assert api == [{"Last_Name": "Created", "id": rid}]
+    assert [{k: v for k, v in r.items() if not k.startswith("$")} for r in api] == [
+        {"Last_Name": "Created", "id": rid}
+    ]
+    assert api[0]["$converted"] is False and api[0]["$approved"] is True  # created records are visible
     sim.control.update("Leads", rid, {"Last_Name": "Renamed", "Modified_Time": "2030-02-03T04:05:06+00:00"})
     row = next(r for r in sim.control.truth("Leads")["data"] if r["id"] == rid)
     assert row["Last_Name"] == "Renamed"
@@ -35,7 +38,8 @@ def test_create_update_delete_truth(sim: RunningSimulator) -> None:
 def test_truth_equals_api_rendering(sim: RunningSimulator) -> None:
     tok = token(sim.primary)
     truth = {r["id"]: r for r in sim.control.truth("Accounts")["data"]}
-    fields = [k for k in next(iter(truth.values())) if k != "id"][:50]
+    # `fields` names no `$` key but `$approval_state` (docs/zoho-crm-api.md §2.1); rows carry them all anyway.
+    fields = [k for k in next(iter(truth.values())) if k != "id" and not k.startswith("$")][:50]
     page = get(sim.primary, "/crm/v6/Accounts", tok, {"fields": ",".join(fields)}).json()["data"]
     for row in page:
         assert row == {k: truth[row["id"]][k] for k in row}
@@ -109,7 +113,9 @@ def test_scales_to_a_million_records() -> None:
     with run_simulator(records=1_000_000) as big:
         org = big.primary
         tok = token(org)
-        assert get(org, "/crm/v6/Leads/actions/count", tok).json()["count"] > 990_000
+        # The count covers what the list API shows by default (strict reading, docs/zoho-crm-api.md §10):
+        # about (1 - 0.30) x (1 - 0.05) of the Leads; counted without walking the module.
+        assert 640_000 < get(org, "/crm/v6/Leads/actions/count", tok).json()["count"] < 690_000
         resp = get(
             org,
             "/crm/v6/Leads",

@@ -63,7 +63,8 @@ def test_value_shapes_follow_field_types(sim: RunningSimulator) -> None:
                 assert re.match(r"^\d{4}-\d\d-\d\d$", value)
             elif dt == "datetime":
                 assert OFFSET.match(value), value
-        assert rec["$approved"] is True and rec["$state"] == "save"
+        assert isinstance(rec["$approved"], bool) and rec["$state"] == "save"
+        assert (rec["$approval_state"] == "approved") is rec["$approved"]
         assert rec["id"].isdigit() and 18 <= len(rec["id"]) <= 19
     assert seen_null and seen_tag
 
