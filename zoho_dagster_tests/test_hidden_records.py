@@ -1,0 +1,95 @@
+"""Converted leads and records awaiting approval reach the table on every read route.
+
+Zoho's list API leaves both out unless asked (docs/zoho-crm-api.md §2.1); whether COQL, Bulk Read, the count
+API and a single-record read include them is UNCONFIRMED (§10). A third of the leads here are converted and
+some await approval; each route (records API passes only, with COQL passes, with Bulk Read) syncs a backfill
+and then an incremental run, under the simulator's strict reading of those points (they are left out) and its
+permissive one. Expected values come from the simulator's truth, never from the client.
+"""
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from zoho_dagster.simulator import run_simulator
+from zoho_dagster_tests.postgres.sync_helpers import (
+    anchor_days_ago,
+    assert_rows_match_truth,
+    assets_by_name,
+    materialize,
+    midnight,
+    table,
+    today,
+    truth_in,
+    use_simulator,
+)
+
+ROUTES: dict[str, dict[str, Any]] = {
+    "records_api": {"coql_passes": False, "bulk_threshold": 0},
+    "coql_passes": {"coql_passes": True, "bulk_threshold": 0},
+    "bulk_read": {"coql_passes": True, "bulk_threshold": 300},
+}
+READINGS = ("coql_includes_hidden", "bulk_includes_hidden", "count_includes_hidden")
+
+
+@pytest.fixture(scope="module")
+def org() -> Any:
+    with run_simulator(records=800, seed=23) as simulator:
+        yield simulator
+
+
+def _hidden(records: dict[str, dict[str, Any]]) -> tuple[set[str], set[str]]:
+    converted = {rid for rid, r in records.items() if r.get("$converted") is True}
+    awaiting = {rid for rid, r in records.items() if r.get("$approved") is False}
+    return converted, awaiting
+
+
+def _assert_table_is_truth(org: Any, database_url: str, anchor: Any) -> dict[str, dict[str, Any]]:
+    live, deleted = truth_in(
+        org.control.truth("Leads"), midnight(anchor), midnight(today() + timedelta(days=1))
+    )
+    rows = table(database_url, "leads")
+    assert {i for i, r in rows.items() if r["_zoho_deleted_at"] is None} == set(live)
+    assert {i for i, r in rows.items() if r["_zoho_deleted_at"] is not None} == deleted
+    converted, awaiting = _hidden(live)
+    assert {i for i, r in rows.items() if r["converted"] is True} == converted
+    assert {i for i, r in rows.items() if r["approved"] is False} == awaiting
+    assert {i for i, r in rows.items() if r["converted"] is False} == set(live) - converted
+    assert_rows_match_truth(database_url, "leads", "Leads", live)
+    return live
+
+
+@pytest.mark.parametrize("permissive", [False, True], ids=["strict", "permissive"])
+@pytest.mark.parametrize("route", list(ROUTES))
+def test_every_lead_arrives_on_every_route(
+    org: Any, database_url: str, monkeypatch: pytest.MonkeyPatch, route: str, permissive: bool
+) -> None:
+    org.control.reset()
+    org.control.set_visibility(converted_share=1 / 3, awaiting_approval_share=0.08)
+    org.control.set_readings(**dict.fromkeys(READINGS, permissive), single_record_includes_hidden=permissive)
+    use_simulator(monkeypatch, org, database_url)
+    anchor = anchor_days_ago(400)
+    leads = assets_by_name(anchor)["leads"]
+
+    org.control.reset_stats()
+    materialize([leads], anchor, today(), **ROUTES[route])
+    by_endpoint = org.control.stats()["by_endpoint"]
+    live = _assert_table_is_truth(org, database_url, anchor)
+    converted, awaiting = _hidden(live)
+    assert len(converted) >= len(live) // 4 and len(awaiting) >= 20  # the data exercises both filters
+    bulk_jobs = by_endpoint.get("POST /crm/bulk/v6/read", 0)
+    coql_calls = by_endpoint.get("POST /crm/v6/coql", 0)
+    assert (bulk_jobs > 0) == (route == "bulk_read")
+    assert (coql_calls > 0) == (route != "records_api")
+
+    # The incremental run: hidden records edited, one lead created; today's partition picks them up.
+    edited = sorted(converted)[:3] + sorted(awaiting)[:3]
+    for number, record_id in enumerate(edited):
+        org.control.update("Leads", record_id, {"Last_Name": f"Edited {number}"})
+    created = org.control.create("Leads", {"Last_Name": "Created today", "Company": "Hidden Records Ltd"})
+    materialize([leads], today(), **ROUTES[route])
+    live = _assert_table_is_truth(org, database_url, anchor)
+    assert created in live and {live[rid]["Last_Name"] for rid in edited} == {
+        f"Edited {n}" for n in range(len(edited))
+    }
