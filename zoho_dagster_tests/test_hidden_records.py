@@ -93,3 +93,44 @@ def test_every_lead_arrives_on_every_route(
     assert created in live and {live[rid]["Last_Name"] for rid in edited} == {
         f"Edited {n}" for n in range(len(edited))
     }
+
+
+def test_child_rows_of_hidden_parents_arrive(
+    org: Any, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Line items and links of quotes and deals awaiting approval: under the strict reading COQL leaves out
+    the rows of such parents (and a single-record read needs converted/approved=both); they must come by
+    another route. (The permissive reading is the easy case: COQL returns them.)"""
+    permissive = False
+    import sqlalchemy as sa
+
+    from zoho_dagster.postgres.engine import make_engine
+
+    org.control.reset()
+    org.control.set_visibility(awaiting_approval_share=0.25)
+    org.control.set_readings(**dict.fromkeys(READINGS, permissive), single_record_includes_hidden=permissive)
+    use_simulator(monkeypatch, org, database_url)
+    anchor = anchor_days_ago(400)
+    assets = assets_by_name(anchor)
+    materialize([assets["quotes"], assets["deals"]], anchor, today())
+    since, until = midnight(anchor), midnight(today() + timedelta(days=1))
+    engine = make_engine(database_url)
+    checked = 0
+    for stream, module in (("quotes", "Quotes"), ("deals", "Deals")):
+        truth = org.control.truth(module)
+        live, _ = truth_in(truth, since, until)
+        hidden = {rid for rid, r in live.items() if r.get("$approved") is False}
+        assert hidden
+        for field, rows in (truth.get("children") or {}).items():
+            want = {(str(r["id"]), str(r["_parent_id"])) for r in rows if str(r["_parent_id"]) in live}
+            child_table = sa.table(
+                f"{stream}__{field.lower()}", sa.column("id"), sa.column("_parent_id"), schema="zoho_crm"
+            )
+            with engine.connect() as conn:
+                got = {
+                    (str(i), str(p))
+                    for i, p in conn.execute(sa.select(child_table.c.id, child_table.c._parent_id))
+                }
+            assert got == want, (stream, field)
+            checked += sum(1 for _, parent in want if parent in hidden)
+    assert checked > 0  # rows of hidden parents were among those compared

@@ -78,6 +78,9 @@ STAGE_HISTORY_FIELDS: tuple[dict[str, Any], ...] = tuple(
 )
 """The Stage_History related list's fields (no field metadata is served for a related list)."""
 
+SINGLE_READS_KEPT = 5_000
+"""Single-record reads of hidden parents kept for the next child field (a writer's batch of parents)."""
+
 _ID = re.compile(r"[0-9A-Za-z_-]+")
 T = TypeVar("T")
 R = TypeVar("R")
@@ -224,6 +227,7 @@ class ChildReader:
         self._lock = threading.Lock()
         self._display: dict[str, str] | None = None
         self._users: dict[str, dict[str, Any]] | None = None
+        self._single: dict[str, Record] = {}
 
     # ------------------------------------------------------------------------------------------ the parts
 
@@ -387,16 +391,30 @@ class ChildReader:
         row[PARENT_KEY] = str(parent.get("id")) if isinstance(parent, Mapping) else parent
         return row
 
+    def _single_record(self, parent_id: str) -> Record:
+        """``GET /{module}/{id}``, once per parent for all its child fields (remembered for the last
+        :data:`SINGLE_READS_KEPT` parents: the writer asks for each child field of a batch in turn)."""
+        with self._lock:
+            known = self._single.get(parent_id)
+        if known is not None:
+            return known
+        need = Need(f"ZohoCRM.modules.{self.module.lower()}.READ", f"the child rows of {self.module}")
+        # The single-record read is the same Get Records API: whether its defaults hide such a record too is
+        # not documented, so it is asked for every record as the list is (client/visibility.py).
+        answer = self.client.http.get(f"/{self.module}/{parent_id}", need, params={**EVERY_RECORD})
+        record = dict(((answer.body or {}).get("data") or [{}])[0])
+        arrays = {child.field: record.get(child.field) for child in self.children}
+        with self._lock:
+            if len(self._single) >= SINGLE_READS_KEPT:
+                self._single.clear()
+            self._single[parent_id] = arrays
+        return arrays
+
     def _in_record(self, child: ChildField, parent_id: str) -> list[Record]:
         """``child``'s rows of one parent from its single-record read (``GET /{module}/{id}``), shaped as the
         COQL route shapes them: ``id``, the lookup to the parent as ``{"id"}``, the row's fields with lookups
         as ``{"id", "name"}``."""
-        need = Need(f"ZohoCRM.modules.{self.module.lower()}.READ", f"the {child.field} of {self.module}")
-        # The single-record read is the same Get Records API: whether its defaults hide such a record too is
-        # not documented, so it is asked for every record as the list is (client/visibility.py).
-        answer = self.client.http.get(f"/{self.module}/{parent_id}", need, params={**EVERY_RECORD})
-        records = (answer.body or {}).get("data") or [{}]
-        items = records[0].get(child.field) or []
+        items = self._single_record(parent_id).get(child.field) or []
         rows: list[Record] = []
         users = self.users() if self._needs_users(child) else {}
         for item in items:
