@@ -563,6 +563,8 @@ class OrgStore:
             rec.update(system_keys(state.spec))
             if state.spec.has_currency and rec.get("Currency") is None:
                 rec["Currency"], rec["Exchange_Rate"] = HOME.iso_code, float(HOME.exchange_rate)
+            if "Converted__s" in rec and rec["Converted__s"] is None:
+                rec["Converted__s"] = False  # an unconverted lead's (its converted keys are laid over)
             if state.spec.has_layouts and rec.get("Layout") is None:
                 rec["Layout"] = {"name": LAYOUT_NAMES[0], "id": layout_id(self.gen.prefix, state.spec, 0)}
             self._derive(rec)

@@ -198,6 +198,12 @@ def test_304_and_204_are_decided_on_the_records_the_filter_shows(sim: RunningSim
     asked = get(org, "/crm/v6/Leads", tok, {"fields": "Last_Name", "converted": "true"}, header)
     assert asked.status_code == 200 and [r["id"] for r in asked.json()["data"]] == [rid]
     assert asked.json()["data"][0]["$converted"] is True
+    created = next(r for r in sim.control.truth("Leads")["data"] if r["id"] == rid)
+    assert created["Converted__s"] is True and created["$converted_detail"]["contact"]["id"]
+    plain = sim.control.create("Leads", {"Last_Name": "Not converted"})
+    fresh = next(r for r in sim.control.truth("Leads")["data"] if r["id"] == plain)
+    assert fresh["Converted__s"] is False and fresh["Converted_Date_Time"] is None
+    assert fresh["$converted"] is False and fresh["$converted_detail"] == {} and fresh["$approved"] is True
     ids = get(org, "/crm/v6/Leads", tok, {"fields": "Last_Name", "ids": rid}, header)
     assert ids.status_code == 304
 
