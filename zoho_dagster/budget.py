@@ -18,18 +18,29 @@ counted, asked or estimated.
   48 (:mod:`zoho_dagster.client.coql_pass`), each 1 credit for its first page of 200 and 3 per further page of
   2,000 (§3.8); with ``ZOHO_CRM_COQL_PASSES=false``, ceil(F' / 49) records API passes for the F' fields
   (``id`` and ``Modified_Time`` apart);
-- or, when N is above ``ZOHO_CRM_BULK_THRESHOLD`` and every field is exportable, Bulk Read (§4): the first
-  page of each pass, 2 counts, the fields metadata and the tags list (1 each), then per job of at most
-  200,000 records 1 create + 20 status polls + 1 download = 22 credits. The credit cost of Bulk Read is
-  UNCONFIRMED (§4); the simulator and the client count 1 per call. 20 polls is what the client's growing
-  pause (1 s, then 1.5 times longer each poll, at most 30 s) makes of a job that takes about six minutes;
+- or, when N is above ``ZOHO_CRM_BULK_THRESHOLD`` and Bulk Read can export any of the fields, the mixed
+  plan of :mod:`zoho_dagster.client.bulk_join` (§4, §4.1), in ceil(N / 200,000) chunks of one job each:
+  - Bulk Read: the first page of each pass, 2 counts, the fields metadata, the tags list and the layouts
+    list (1 each, when ``Tag`` or a layout field is among the fields), then per job 1 create + 20 status
+    polls + 1 download = 22 credits. The credit cost of Bulk Read is UNCONFIRMED (§4); the simulator and the
+    client count 1 per call. 20 polls is what the client's growing pause (1 s, then 1.5 times longer each
+    poll, at most 30 s) makes of a job that takes about six minutes;
+  - the fields a CSV cannot carry (``bulk_exportable``: rich text, uploads, …), read over the same chunks:
+    3 credits per 2,000 records when COQL may read all of them (one COQL chain), else ceil(R / 49) records
+    API passes of max(1, ceil(N / 200)) pages for the R such fields;
+  - the records a job may leave out (converted, awaiting approval: §4.1), read whole with the records API,
+    two sets per chunk: priced at their floor, one page per records API pass (ceil(F / 49)) per set per
+    chunk. No API counts them before they are read (whether the count API includes them is UNCONFIRMED), so
+    a module with H such records spends up to about 2 * ceil(F / 49) * ceil(H / 200) more: for Leads, of
+    which a third may be converted, this is the largest part of the gap between estimate and spend;
 - child tables (subforms, multi-select and multi-user lookups): ceil(N / 50) COQL calls per field, batches
   of 50 parents at 1 credit for up to 200 rows (§3.8), plus the subform module's fields metadata (1);
 - Deals: 1 per deal for its stage history (one related-list call per deal);
 - deletions: 1 (``/deleted`` since the window's start, §3.6).
 
 Slices read in parallel may add one partial page per pass each (docs/design.md §3, "Slices"), and records
-modified while the window is read a few more: the estimate is a floor of that order, not a bound.
+modified while the window is read a few more (on the Bulk Read plan: ``ids=`` completions, 1 per 100 such
+records, and the hidden sets above): the estimate is a floor, not a bound.
 """
 
 import math
@@ -47,8 +58,10 @@ from zoho_dagster.client import (
     plan_passes,
     same_shape_fields,
 )
+from zoho_dagster.client.bulk import LAYOUT_TYPE
 from zoho_dagster.client.client import BULK_UNSERVED
-from zoho_dagster.client.coql import COQL_FIRST_PAGE, COQL_NEXT_PAGE, coql_cost
+from zoho_dagster.client.coql import COQL_COLUMNS, COQL_FIRST_PAGE, COQL_NEXT_PAGE, coql_cost
+from zoho_dagster.client.visibility import HIDDEN_SETS
 from zoho_dagster.postgres import credit_ledger
 from zoho_dagster.postgres.database import resolve_database_url
 from zoho_dagster.postgres.engine import make_engine
@@ -99,12 +112,29 @@ def _coql_pass_credits(records: int) -> int:
     return coql_cost(COQL_FIRST_PAGE) + later_pages * coql_cost(COQL_NEXT_PAGE)
 
 
-def _bulk_readable(module: str, listable: Sequence[Mapping[str, Any]]) -> bool:
+def _bulk_plan(module: str, listable: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[str]] | None:
+    """The fields a Bulk Read job exports and those another route reads, as ``ZohoClient._bulk_for_rest``
+    splits them; ``None`` when the module is not read with Bulk Read at all (Notes, or no exportable field).
+    """
     if module in BULK_UNSERVED:
-        return False
+        return None
     wanted = [f for f in listable if f.get("api_name") not in ("id", "Modified_Time")]
-    _, refused = bulk_exportable(wanted)
-    return not refused
+    exported, others = bulk_exportable(wanted)
+    return (exported, others) if exported or not wanted else None
+
+
+def _other_route_credits(
+    others: Sequence[str], listable: Sequence[Mapping[str, Any]], records: int, chunks: int, coql: bool
+) -> int:
+    """The fields a CSV cannot carry, over ``chunks`` chunks of ``records`` in all (client/bulk_join.py): one
+    COQL chain of pages of 2,000 when COQL may read every one of them, else records API passes."""
+    if not others:
+        return 0
+    readable = set(same_shape_fields(listable)) if coql else set()
+    if readable.issuperset(others) and len(others) <= COQL_COLUMNS - 2:
+        return max(chunks, math.ceil(records / COQL_NEXT_PAGE)) * coql_cost(COQL_NEXT_PAGE)
+    passes = math.ceil(len(others) / FIELDS_PER_PASS)
+    return passes * max(chunks, math.ceil(records / PER_PAGE))
 
 
 def estimate_credits(
@@ -122,10 +152,16 @@ def estimate_credits(
     passes = records_passes + coql_passes_count
     parts = {"metadata_and_counts": already_spent}
     jobs = 0
-    if 0 < bulk_threshold < records and _bulk_readable(module, listable):
+    bulk = _bulk_plan(module, listable) if 0 < bulk_threshold < records else None
+    if bulk is not None:
+        exported, others = bulk
         jobs = math.ceil(records / BULK_JOB_RECORDS)
-        tags = any(f.get("api_name") == "Tag" for f in listable)
-        parts["records"] = passes + 2 + 1 + int(tags) + jobs * BULK_CREDITS_PER_JOB
+        tags = "Tag" in exported
+        layouts = any(f.get("data_type") == LAYOUT_TYPE for f in listable if f.get("api_name") in exported)
+        parts["records"] = passes + 2 + 1 + int(tags) + int(layouts) + jobs * BULK_CREDITS_PER_JOB
+        parts["other_fields"] = _other_route_credits(others, listable, records, jobs, coql_passes)
+        hidden_passes = math.ceil(max(1, len(listable) - 1) / FIELDS_PER_PASS)
+        parts["hidden_sets"] = len(HIDDEN_SETS) * hidden_passes * jobs
     else:
         parts["records"] = records_passes * max(1, math.ceil(records / PER_PAGE))
         parts["records"] += coql_passes_count * _coql_pass_credits(records)

@@ -792,13 +792,13 @@ class BulkReader:
             )
         layout_fields = [name for name in wanted if by_name[name].get("data_type") == LAYOUT_TYPE]
         if layout_fields and self._layouts is None:
-            given = self.layouts_metadata
-            self._layouts = LayoutMap(
-                read_layouts(self.http, self.module, layout_fields) if given is None else given
-            )
+            if self.layouts_metadata is None:
+                self.layouts_metadata = read_layouts(self.http, self.module, layout_fields)
+            self._layouts = LayoutMap(self.layouts_metadata)
         if TAG_FIELD in wanted and self._tags is None:
-            given = self.tags_metadata
-            self._tags = _TagMap(self.module, self._read_tags() if given is None else given, self._read_tags)
+            if self.tags_metadata is None:  # kept: a caller may hand it to its next reader
+                self.tags_metadata = self._read_tags()
+            self._tags = _TagMap(self.module, self.tags_metadata, self._read_tags)
         return [_plan_field(by_name[name], self.name_fields) for name in wanted]
 
     # --- iteration -----------------------------------------------------------------------------------------

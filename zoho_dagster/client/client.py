@@ -375,6 +375,7 @@ class ZohoClient:
             bulk_fields -= set(layout_fields)
         coql_fields = same_shape_fields(metadata) if self.config.coql_passes else []
         switch = CoqlSwitch()
+        tags: Sequence[Mapping[str, Any]] | None = None  # read by the first job's reader, then handed on
         done_until = rest.start
         try:
             for start, end in chunks:
@@ -391,7 +392,7 @@ class ZohoClient:
                         coql_fields=coql_fields,
                         coql_switch=switch,
                         sliced=self._sliced,
-                        bulk_options={"layouts_metadata": layouts},
+                        bulk_options={"layouts_metadata": layouts, "tags_metadata": tags},
                     )
                     try:
                         yield from join
@@ -401,8 +402,10 @@ class ZohoClient:
                             raise
                         log.info("%s: %s; another route reads %s.", module, error, ", ".join(sorted(refused)))
                         bulk_fields -= refused
+                        tags = join.bulk.tags_metadata
                         continue
                     break
+                tags = join.bulk.tags_metadata
                 done_until = end
         except BulkUnavailable as error:
             log.info("%s: Bulk Read refused (%s); reading the rest with the records API.", rest.module, error)
