@@ -17,6 +17,9 @@ from datetime import date
 
 import dagster as dg
 
+# Not exported by `dagster` 1.13; Dagster's own libraries import it from here (docs/dagster.md §3).
+from dagster._core.definitions.metadata import CodeReferencesMetadataSet
+
 from zoho_dagster.budget import check_credit_budget
 from zoho_dagster.client import CallStats, ChildField, ChildReader, ZohoClient, record_fields
 from zoho_dagster.client.visibility import is_system_key
@@ -28,11 +31,9 @@ from zoho_dagster.postgres.metadata_tables import ModulesStream
 from zoho_dagster.postgres.tables import TableName
 from zoho_dagster.record_stream import ChildRows, RecordStream
 from zoho_dagster.replication import ReplicatedStream, load_replication, replicated
-from zoho_dagster.resource import POOL, ZohoCRMResource
+from zoho_dagster.resource import IO_MANAGER_KEY, POOL, ZohoCRMResource
 from zoho_dagster.streams import CATALOG, StreamSpec
 from zoho_dagster.translator import DagsterZohoTranslator
-
-IO_MANAGER_KEY = "io_manager"
 
 USER_FIELDS: list[dict] = [
     {"api_name": name, "data_type": data_type}
@@ -119,7 +120,10 @@ def _child_rows(client: ZohoClient, module: str, metadata: list[dict], meter: _M
 
 
 def _record_stream(
-    context: dg.AssetExecutionContext, spec: StreamSpec, zoho_crm: ZohoCRMResource
+    context: dg.AssetExecutionContext,
+    spec: StreamSpec,
+    zoho_crm: ZohoCRMResource,
+    replication: Sequence[ReplicatedStream] | None = None,
 ) -> RecordStream:
     client = zoho_crm.get_client(announce=context.log.info)
     stream = RecordStream(stream=spec.name, module=spec.module, mode=spec.mode, fields=[], pages=[])
@@ -158,7 +162,9 @@ def _record_stream(
             fields=MODULE_FIELDS,
             pages=meter.wrap(iter([modules])),
             stats=stream.stats,
-            metadata=org_metadata_source(client, modules, load_replication(), meter.update),
+            metadata=org_metadata_source(
+                client, modules, load_replication() if replication is None else replication, meter.update
+            ),
         )
     else:
         raise ValueError(
@@ -186,17 +192,31 @@ def build_stream_asset(
     partitions_def: dg.PartitionsDefinition | None = None,
     translator: DagsterZohoTranslator | None = None,
     retry_policy: dg.RetryPolicy | None = None,
+    replication: Sequence[ReplicatedStream] | None = None,
+    code_reference: dg.LocalFileCodeReference | None = None,
 ) -> dg.AssetsDefinition:
-    """One stream's asset, written by the ``io_manager`` into ``table`` (default ``zoho_crm.<stream>``).
+    """One stream's asset, written by the ``zoho_crm_io_manager`` into ``table`` (default
+    ``zoho_crm.<stream>``).
 
-    ``translator`` gives the asset spec (key, group, kinds, metadata); ``retry_policy`` decides whether
-    Dagster retries a step whose Zoho calls kept failing transiently (other Zoho errors are never retried:
-    :mod:`zoho_dagster.failures`).
+    ``translator`` gives the asset spec (key, group, kinds, metadata, freshness policy, automation
+    condition); ``retry_policy`` decides whether Dagster retries a step whose Zoho calls kept failing
+    transiently (other Zoho errors are never retried: :mod:`zoho_dagster.failures`). ``replication`` is the
+    whole set of replicated streams, which the ``modules`` stream needs for the metadata tables (default:
+    the replication file, read when the run starts); ``code_reference`` is where the stream is chosen (its
+    line in the replication file), shown by the UI.
     """
     stream = replicated(spec, table)
     stream_spec = stream.spec
     asset_spec = (translator or DagsterZohoTranslator()).get_asset_spec(stream)
+    if code_reference is not None:
+        with warnings.catch_warnings():  # beta in Dagster 1.13, accepted (docs/dagster.md §3)
+            warnings.filterwarnings("ignore", category=dg.BetaWarning)
+            references = dg.CodeReferencesMetadataValue(code_references=[code_reference])
+        asset_spec = asset_spec.merge_attributes(
+            metadata=CodeReferencesMetadataSet(code_references=references)
+        )
     partitioned = stream_spec.incremental
+    streams = None if replication is None else list(replication)
 
     @dg.multi_asset(
         name=asset_spec.key.to_python_identifier(),
@@ -208,7 +228,7 @@ def build_stream_asset(
     )
     def _stream_asset(context: dg.AssetExecutionContext, zoho_crm: ZohoCRMResource) -> RecordStream:
         with zoho_errors_as_failures(f"Preparing the {stream_spec.name} sync"):
-            return _record_stream(context, stream_spec, zoho_crm)
+            return _record_stream(context, stream_spec, zoho_crm, streams)
 
     return _stream_asset
 
@@ -219,13 +239,17 @@ def build_stream_assets(
     anchor: date | None = None,
     translator: DagsterZohoTranslator | None = None,
     retry_policy: dg.RetryPolicy | None = None,
+    replication: Sequence[ReplicatedStream] | None = None,
+    code_references: Mapping[str, dg.LocalFileCodeReference] | None = None,
 ) -> list[dg.AssetsDefinition]:
     """Assets for ``specs`` (streams, or replicated streams with their tables); ``tables`` maps a stream name
-    to its ``schema.table`` (default ``zoho_crm.<stream>``).
+    to its ``schema.table`` (default ``zoho_crm.<stream>``); ``code_references`` maps a stream name to its
+    place in the replication file.
 
     All incremental assets share one partitions definition so a backfill can select several of them at once.
     """
     tables = tables or {}
+    code_references = code_references or {}
     partitions_def = daily_partitions(anchor)
     return [
         build_stream_asset(
@@ -234,6 +258,8 @@ def build_stream_assets(
             partitions_def,
             translator,
             retry_policy,
+            replication,
+            code_references.get(replicated(spec).spec.name),
         )
         for spec in specs
     ]

@@ -97,11 +97,17 @@ def _specs(specs: Sequence[StreamSpec | ReplicatedStream]) -> list[StreamSpec]:
 def build_sync_job(
     specs: Sequence[StreamSpec | ReplicatedStream], keys: AssetKeys | None = None
 ) -> "UnresolvedAssetJobDefinition":
-    """The job the schedule and the sensor launch: every replicated stream (run requests pick subsets)."""
+    """The job the schedule and the sensor launch: every replicated stream (run requests pick subsets).
+
+    Its steps run in the run's own process (``in_process_executor``, set on this job rather than on the
+    ``Definitions``, so a project that merges the package's definitions keeps its own executor; builder.py
+    says why in-process).
+    """
     return dg.define_asset_job(
         JOB_NAME,
         selection=dg.AssetSelection.assets(*_keys([spec.name for spec in _specs(specs)], keys)),
         description="Syncs Zoho CRM streams; launched by the freshness schedule and the change sensor.",
+        executor_def=dg.in_process_executor,
     )
 
 
@@ -119,11 +125,13 @@ def build_automation(
     partitions_def: dg.TimeWindowPartitionsDefinition,
     resource_key: str = "zoho_crm",
     translator: DagsterZohoTranslator | None = None,
+    minutes: int | None = None,
 ) -> tuple[list["UnresolvedAssetJobDefinition"], list[dg.ScheduleDefinition], list[dg.SensorDefinition]]:
-    """The sync job, the freshness schedule and the change sensor, configured from the environment."""
+    """The sync job, the freshness schedule and the change sensor, configured from the environment (the
+    schedule's interval: ``minutes``, else ``ZOHO_DAGSTER_FRESHNESS_MINUTES``)."""
     keys = asset_keys(specs, translator)
     job = build_sync_job(specs, keys)
-    schedules = build_schedules(specs, partitions_def, job=job, keys=keys)
+    schedules = build_schedules(specs, partitions_def, job=job, minutes=minutes, keys=keys)
     sensors = build_sensors(specs, partitions_def, job=job, resource_key=resource_key, keys=keys)
     return [job], schedules, sensors
 

@@ -65,7 +65,7 @@ from zoho_dagster.client.visibility import HIDDEN_SETS
 from zoho_dagster.postgres import credit_ledger
 from zoho_dagster.postgres.database import resolve_database_url
 from zoho_dagster.postgres.engine import make_engine
-from zoho_dagster.resource import ZohoCRMResource
+from zoho_dagster.resource import IO_MANAGER_KEY, ZohoCRMResource
 from zoho_dagster.settings import DAILY_CREDIT_BUDGET
 
 ESTIMATE_KEY = "zoho/credits_estimated"
@@ -197,7 +197,7 @@ def refusal(stream: str, estimate: int, budget: int, spent: int) -> str:
 
 def _database_url(context: dg.AssetExecutionContext, zoho_crm: ZohoCRMResource) -> str:
     """The IO manager's database (where runs record their credits), else the resource's, else the default."""
-    io_manager = getattr(context.resources, "io_manager", None)
+    io_manager = getattr(context.resources, IO_MANAGER_KEY, None)
     url = getattr(io_manager, "database_url", None) or zoho_crm.database_url
     return resolve_database_url(url, context.log.info)
 

@@ -1,6 +1,8 @@
 """Asset checks per stream: does the Postgres copy agree with Zoho, and is it fresh?
 
-Four checks, one multi-check (one step) per stream so that a run of ``leads`` adds one step, not four:
+Four checks in two multi-checks (two steps, not four) per record stream: ``<key>_zoho_checks`` holds the two
+that call Zoho and runs in the ``zoho_crm_api`` pool, as the syncs do; ``<key>_checks`` holds the two that
+read only Postgres and Dagster's event log (full-refresh streams have only these):
 
 - ``row_count_matches_zoho`` (record streams, ERROR): Zoho's count API against the table's live rows. Zoho
   refreshes its counts 1 to 10 minutes late (docs/zoho-crm-api.md §3.5), so the comparison tolerates exactly
@@ -8,7 +10,8 @@ Four checks, one multi-check (one step) per stream so that a run of ``leads`` ad
   (default 10). It passes when ``live - recent_live <= zoho_count <= live + recent_deleted``, with ``live``
   counted over every row or over the rows the list API shows by default (not converted, not awaiting
   approval): whether Zoho's count includes those is not documented, so like is compared with like either way.
-- ``unique_ids`` (ERROR): no id twice and no null id.
+- ``unique_ids`` (ERROR, blocking): no id twice and no null id. A failure fails its step, so assets that
+  depend on the stream do not run after it in the same run.
 - ``open_partition_fresh`` (ERROR): the last sync of today's partition (full-refresh streams: the last sync)
   is at most the freshness interval (``ZOHO_DAGSTER_FRESHNESS_MINUTES``) plus a 5-minute allowance for the
   run itself old; just after midnight the age counts from midnight, since the new day had nothing to sync.
@@ -44,8 +47,9 @@ from zoho_dagster.postgres import drift, queries
 from zoho_dagster.postgres.database import resolve_database_url
 from zoho_dagster.postgres.engine import make_engine
 from zoho_dagster.replication import ReplicatedStream, replicated
+from zoho_dagster.resource import IO_MANAGER_KEY, POOL, RESOURCE_KEY
 from zoho_dagster.streams import StreamSpec
-from zoho_dagster.translator import DagsterZohoTranslator
+from zoho_dagster.translator import RUN_ALLOWANCE, DagsterZohoTranslator
 
 ROW_COUNT = "row_count_matches_zoho"
 UNIQUE_IDS = "unique_ids"
@@ -53,7 +57,6 @@ FRESHNESS = "open_partition_fresh"
 COLUMNS = "columns_match_zoho"
 VALUES = "values_accepted"
 DEFAULT_LAG_MINUTES = 10
-RUN_ALLOWANCE = timedelta(minutes=5)
 
 
 def _missing_table(
@@ -348,64 +351,94 @@ def _history_start(context: dg.AssetCheckExecutionContext, key: dg.AssetKey) -> 
     return datetime.combine(anchor_date(), time.min, tzinfo=timezone.utc)
 
 
+ZOHO_CHECKS = frozenset({ROW_COUNT, COLUMNS})
+"""The checks that call Zoho: they run in the ``zoho_crm_api`` pool, like the syncs, so that checks and syncs
+together never exceed the runs the pool allows to call Zoho at once."""
+
+
 def build_stream_checks(
     target: ReplicatedStream,
-    zoho_key: str = "zoho_crm",
-    io_manager_key: str = "io_manager",
+    zoho_key: str = RESOURCE_KEY,
+    io_manager_key: str = IO_MANAGER_KEY,
     interval_minutes: int | None = None,
     lag_minutes: int = DEFAULT_LAG_MINUTES,
     translator: DagsterZohoTranslator | None = None,
-) -> dg.AssetChecksDefinition:
-    """One multi-check (one step) with the checks of ``target``'s stream, on the translator's asset key."""
+) -> list[dg.AssetChecksDefinition]:
+    """The checks of ``target``'s stream, on the translator's asset key, in at most two steps.
+
+    ``<key>_checks`` holds the checks that read only Postgres and Dagster's event log (``unique_ids``, a
+    blocking check: when it fails the step fails, and assets downstream of the stream in the same run do not
+    run; ``open_partition_fresh``); ``<key>_zoho_checks`` (record streams) holds those that call Zoho
+    (``row_count_matches_zoho``, ``columns_match_zoho``) and runs in the ``zoho_crm_api`` pool.
+    """
     spec = target.spec
     key = (translator or DagsterZohoTranslator()).get_asset_key(target)
     names = check_names(spec)
     interval = timedelta(minutes=interval_minutes if interval_minutes is not None else freshness_minutes())
     lag = timedelta(minutes=lag_minutes)
 
-    @dg.multi_asset_check(
-        name=f"{key.to_python_identifier()}_checks",
-        specs=[dg.AssetCheckSpec(name, asset=key, description=_DESCRIPTIONS[name]) for name in names],
-        can_subset=True,
-        required_resource_keys={zoho_key, io_manager_key},
-    )
-    def _checks(context: dg.AssetCheckExecutionContext) -> Iterator[dg.AssetCheckResult]:
-        selected = {check_key.name for check_key in context.selected_asset_check_keys}
-        now = datetime.now(timezone.utc)
-        database_url = getattr(getattr(context.resources, io_manager_key), "database_url", None)
-        engine = make_engine(resolve_database_url(database_url, context.log.info))
-        needs_zoho = selected & {ROW_COUNT, COLUMNS}
-        with zoho_errors_as_failures(f"Checking {target.target} against Zoho"), engine.connect() as conn:
-            zoho = getattr(context.resources, zoho_key)
-            client = zoho.get_client(announce=context.log.info) if needs_zoho else None
-            if ROW_COUNT in selected:
-                assert client is not None and spec.module is not None
-                history_start = _history_start(context, key)
-                zoho_count = client.count(spec.module, modified_since=history_start)
-                yield row_count_result(conn, target, zoho_count, now, lag, history_start)
-            if UNIQUE_IDS in selected:
-                yield unique_ids_result(conn, target)
-            if FRESHNESS in selected:
-                yield freshness_result(context.instance, spec, now, interval, key)
-            if COLUMNS in selected:
-                assert client is not None and spec.module is not None
-                yield columns_result(conn, target, client.list_fields(spec.module))
+    def multi_check(
+        suffix: str, check_names: list[str], pool: str | None, resource_keys: set[str]
+    ) -> dg.AssetChecksDefinition:
+        @dg.multi_asset_check(
+            name=f"{key.to_python_identifier()}_{suffix}",
+            specs=[
+                dg.AssetCheckSpec(
+                    name, asset=key, description=_DESCRIPTIONS[name], blocking=name == UNIQUE_IDS
+                )
+                for name in check_names
+            ],
+            can_subset=True,
+            required_resource_keys=resource_keys,
+            pool=pool,
+        )
+        def _checks(context: dg.AssetCheckExecutionContext) -> Iterator[dg.AssetCheckResult]:
+            selected = {check_key.name for check_key in context.selected_asset_check_keys}
+            now = datetime.now(timezone.utc)
+            database_url = getattr(getattr(context.resources, io_manager_key), "database_url", None)
+            engine = make_engine(resolve_database_url(database_url, context.log.info))
+            needs_zoho = selected & ZOHO_CHECKS
+            with zoho_errors_as_failures(f"Checking {target.target} against Zoho"), engine.connect() as conn:
+                zoho = getattr(context.resources, zoho_key) if needs_zoho else None
+                client = zoho.get_client(announce=context.log.info) if zoho is not None else None
+                if ROW_COUNT in selected:
+                    assert client is not None and spec.module is not None
+                    history_start = _history_start(context, key)
+                    zoho_count = client.count(spec.module, modified_since=history_start)
+                    yield row_count_result(conn, target, zoho_count, now, lag, history_start)
+                if UNIQUE_IDS in selected:
+                    yield unique_ids_result(conn, target)
+                if FRESHNESS in selected:
+                    yield freshness_result(context.instance, spec, now, interval, key)
+                if COLUMNS in selected:
+                    assert client is not None and spec.module is not None
+                    yield columns_result(conn, target, client.list_fields(spec.module))
 
-    return _checks
+        return _checks
+
+    local = [name for name in names if name not in ZOHO_CHECKS]
+    remote = [name for name in names if name in ZOHO_CHECKS]
+    definitions = [multi_check("checks", local, None, {io_manager_key})]
+    if remote:
+        definitions.append(multi_check("zoho_checks", remote, POOL, {zoho_key, io_manager_key}))
+    return definitions
 
 
 def build_checks(
     targets: Sequence[ReplicatedStream],
-    zoho_key: str = "zoho_crm",
-    io_manager_key: str = "io_manager",
+    zoho_key: str = RESOURCE_KEY,
+    io_manager_key: str = IO_MANAGER_KEY,
     interval_minutes: int | None = None,
     lag_minutes: int = DEFAULT_LAG_MINUTES,
     translator: DagsterZohoTranslator | None = None,
 ) -> list[dg.AssetChecksDefinition]:
     """Checks for every replicated stream, e.g. the result of ``load_replication()``."""
     return [
-        build_stream_checks(target, zoho_key, io_manager_key, interval_minutes, lag_minutes, translator)
+        check
         for target in targets
+        for check in build_stream_checks(
+            target, zoho_key, io_manager_key, interval_minutes, lag_minutes, translator
+        )
     ]
 
 
@@ -458,6 +491,7 @@ def build_freshness_check_schedule(
         FRESHNESS_CHECKS_JOB,
         selection=dg.AssetSelection.checks(*keys),
         description="Only the freshness checks of every stream: is each table's open partition recent?",
+        executor_def=dg.in_process_executor,
     )
     return dg.ScheduleDefinition(
         name=FRESHNESS_CHECKS_SCHEDULE,

@@ -31,7 +31,7 @@ from zoho_dagster.postgres.engine import make_engine
 from zoho_dagster.postgres.formula_update import refreshed_fields, update_formula_columns
 from zoho_dagster.postgres.io_manager import PostgresIOManager
 from zoho_dagster.replication import ReplicatedStream, replicated
-from zoho_dagster.resource import POOL, ZohoCRMResource
+from zoho_dagster.resource import IO_MANAGER_KEY, POOL, RESOURCE_KEY, ZohoCRMResource
 from zoho_dagster.streams import StreamSpec, unknown_streams_sentence
 from zoho_dagster.translator import DagsterZohoTranslator
 
@@ -66,18 +66,18 @@ def build_formula_refresh(
     translator = translator or DagsterZohoTranslator()
     keys = {stream.spec.name: translator.get_asset_key(stream) for stream in streams}
 
-    # The output is Nothing: its totals are metadata, and the io_manager (the synced tables') stores none.
+    # The output is Nothing: its totals are metadata, and the IO manager (the synced tables') stores none.
     @dg.op(
         name="refresh_formula_fields",
         pool=POOL,
-        required_resource_keys={"zoho_crm", "io_manager"},
+        required_resource_keys={RESOURCE_KEY, IO_MANAGER_KEY},
         out=dg.Out(dg.Nothing),
     )
     def refresh_formula_fields(context: dg.OpExecutionContext, config: FormulaRefreshConfig) -> None:
         """Per stream: read its formula/rollup/auto-number fields, update their columns (module docstring)."""
         chosen = _chosen(streams, config.streams)
-        zoho_crm: ZohoCRMResource = context.resources.zoho_crm
-        io_manager: PostgresIOManager = context.resources.io_manager
+        zoho_crm: ZohoCRMResource = getattr(context.resources, RESOURCE_KEY)
+        io_manager: PostgresIOManager = getattr(context.resources, IO_MANAGER_KEY)
         client = zoho_crm.get_client(announce=context.log.info)
         database_url = resolve_database_url(io_manager.database_url, context.log.info)
         engine = make_engine(database_url)
@@ -116,8 +116,11 @@ def build_formula_refresh(
                 totals[name] += int(metadata[name])
         context.add_output_metadata(totals)
 
+    # The package's own job runs in the run's process (builder.py says why); a project merging these
+    # definitions keeps its own executor for everything else.
     @dg.job(
         name=JOB_NAME,
+        executor_def=dg.in_process_executor,
         description=(
             "Re-reads the formula, rollup-summary and auto-number fields of every record stream and updates "
             "just those columns of the stored rows (newest Modified_Time wins)."

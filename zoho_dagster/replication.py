@@ -291,3 +291,33 @@ def _unknown_stream_sentence(key: str, known: Mapping[str, StreamSpec], origin: 
         f"streams.{key} in {origin} is not a Zoho CRM stream; {hint}use a catalog or standard stream or a "
         f"module listed by `zoho-dagster discover --write` ({', '.join(known)})."
     )
+
+
+def stream_lines(text: str, names: Sequence[str]) -> dict[str, int]:
+    """The line (1-based) of the replication file's ``streams`` entry that selects each of ``names``.
+
+    A stream named by its own key is found there; one selected by a glob (``'*'``) at the first glob that
+    matches it. Used for the assets' code references (the UI links each stream to its line); text that is
+    not a replication file gives no lines.
+    """
+    try:
+        root = yaml.compose(text)
+    except yaml.YAMLError:
+        return {}
+    if not isinstance(root, yaml.MappingNode):
+        return {}
+    streams = next(
+        (value for key, value in root.value if isinstance(key, yaml.ScalarNode) and key.value == "streams"),
+        None,
+    )
+    if not isinstance(streams, yaml.MappingNode):
+        return {}
+    entries = [(str(key.value), key.start_mark.line + 1) for key, _ in streams.value]
+    lines: dict[str, int] = {}
+    for name in names:
+        exact = next((line for key, line in entries if key == name), None)
+        matched = next((line for key, line in entries if fnmatch.fnmatchcase(name, key)), None)
+        line = exact if exact is not None else matched
+        if line is not None:
+            lines[name] = line
+    return lines

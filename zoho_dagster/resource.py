@@ -31,7 +31,14 @@ from zoho_dagster.settings import (
 )
 
 POOL = "zoho_crm_api"
-"""The Dagster pool every stream asset runs in (dagster.yaml limits it)."""
+"""The Dagster pool every stream asset, and every check that calls Zoho, runs in (dagster.yaml limits it)."""
+
+RESOURCE_KEY = "zoho_crm"
+"""The key of :class:`ZohoCRMResource` in the package's ``Definitions``."""
+IO_MANAGER_KEY = "zoho_crm_io_manager"
+"""The key of the package's :class:`~zoho_dagster.postgres.io_manager.PostgresIOManager`: its own, not
+Dagster's default ``io_manager``, so that the package's definitions merge into a project that has its own IO
+manager (each asset names the key it is written by)."""
 
 
 def pool_limit(instance: dg.DagsterInstance, pool: str) -> int:

@@ -30,7 +30,7 @@ def zoho_resource(simulator: Any, database_url: str) -> ZohoCRMResource:
 def resources(simulator: Any, database_url: str) -> dict[str, Any]:
     return {
         "zoho_crm": zoho_resource(simulator, database_url),
-        "io_manager": PostgresIOManager(database_url=database_url),
+        "zoho_crm_io_manager": PostgresIOManager(database_url=database_url),
     }
 
 

@@ -56,7 +56,7 @@ def offline_definitions(
         assets=build_stream_assets(SPECS, anchor=anchor),
         schedules=build_schedules(SPECS, partitions, minutes=minutes, enabled=enabled),
         sensors=build_sensors(SPECS, partitions, enabled=enabled),
-        resources={"zoho_crm": ZohoCRMResource(), "io_manager": PostgresIOManager()},
+        resources={"zoho_crm": ZohoCRMResource(), "zoho_crm_io_manager": PostgresIOManager()},
     )
 
 
@@ -285,7 +285,7 @@ def test_replication_checks_schedule_and_sensor_load_together() -> None:
         jobs=jobs,
         schedules=schedules,
         sensors=sensors,
-        resources={"zoho_crm": ZohoCRMResource(), "io_manager": PostgresIOManager()},
+        resources={"zoho_crm": ZohoCRMResource(), "zoho_crm_io_manager": PostgresIOManager()},
     )
     dg.Definitions.validate_loadable(defs)
     job = defs.resolve_job_def(JOB_NAME)

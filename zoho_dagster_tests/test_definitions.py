@@ -45,7 +45,7 @@ def test_the_definitions_hold_every_stream_the_resource_and_the_io_manager() -> 
 
     graph = defs.resolve_asset_graph()
     assert {key.to_user_string() for key in graph.get_all_asset_keys()} == {s.name for s in CATALOG}
-    assert set(defs.resources or {}) >= {"zoho_crm", "io_manager"}
+    assert set(defs.resources or {}) >= {"zoho_crm", "zoho_crm_io_manager"}
 
 
 def test_workspace_pyproject_and_instance_files_agree(project_root: Path) -> None:

@@ -48,7 +48,7 @@ def refresh(*streams: str) -> dict[str, dict[str, Any]]:
             run_config={"ops": {"refresh_formula_fields": {"config": {"streams": list(streams)}}}},
             resources={
                 "zoho_crm": ZohoCRMResource.from_env(requests_per_second=FAST),
-                "io_manager": PostgresIOManager(),
+                "zoho_crm_io_manager": PostgresIOManager(),
             },
             instance=instance,
         )

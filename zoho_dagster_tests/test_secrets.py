@@ -222,7 +222,7 @@ def test_no_secret_reaches_logs_events_metadata_or_errors(
         result = dg.materialize(
             [leads],
             instance=instance,
-            resources={"zoho_crm": resource, "io_manager": PostgresIOManager()},
+            resources={"zoho_crm": resource, "zoho_crm_io_manager": PostgresIOManager()},
             tags={
                 "dagster/asset_partition_range_start": first.isoformat(),
                 "dagster/asset_partition_range_end": last.isoformat(),

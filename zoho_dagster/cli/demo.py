@@ -46,12 +46,12 @@ def sync_all(
 
     from zoho_dagster.assets import build_stream_assets
     from zoho_dagster.postgres.io_manager import PostgresIOManager
-    from zoho_dagster.resource import ZohoCRMResource
+    from zoho_dagster.resource import IO_MANAGER_KEY, RESOURCE_KEY, ZohoCRMResource
 
     assets = build_stream_assets(specs, tables)
     resources = {
-        "zoho_crm": ZohoCRMResource.from_env(requests_per_second=requests_per_second),
-        "io_manager": PostgresIOManager(),
+        RESOURCE_KEY: ZohoCRMResource.from_env(requests_per_second=requests_per_second),
+        IO_MANAGER_KEY: PostgresIOManager(),
     }
     quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
     runs: list[StreamRun] = []

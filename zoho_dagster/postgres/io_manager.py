@@ -24,6 +24,9 @@ from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import dagster as dg
+
+# Not exported by `dagster` 1.13; Dagster's own libraries import it from here (docs/dagster.md §3).
+from dagster._core.definitions.metadata import TableMetadataSet
 from pydantic import Field
 
 from zoho_dagster.collector import sync_collection
@@ -159,15 +162,21 @@ class PostgresIOManager(dg.ConfigurableIOManager):
         summary = value_summary(target, result.values)
         if summary:
             context.log.warning(summary)
-        metadata: dict[str, Any] = {
-            "dagster/table_name": str(result.table),
-            "dagster/row_count": result.row_count,
-            "dagster/column_schema": dg.TableSchema(
+        # dagster/table_name, dagster/row_count, dagster/column_schema (and dagster/partition_row_count for a
+        # partitioned sync): Dagster's table keys, written by its own TableMetadataSet.
+        table_metadata = TableMetadataSet(
+            table_name=str(result.table),
+            row_count=result.row_count,
+            column_schema=dg.TableSchema(
                 columns=[
                     dg.TableColumn(name=name, type=type_, description=description or None)
                     for name, type_, description in result.columns
                 ]
             ),
+            partition_row_count=result.partition_row_count,
+        )
+        metadata: dict[str, Any] = {
+            **table_metadata,
             "records_received": result.received,
             "rows_inserted": result.inserted,
             "rows_updated": result.updated,
@@ -179,8 +188,6 @@ class PostgresIOManager(dg.ConfigurableIOManager):
         if isinstance(obj, ModulesStream) and obj.written:
             metadata["metadata_tables_rows"] = dg.MetadataValue.json(obj.written)
         metadata.update(child_metadata(obj, result))
-        if result.partition_row_count is not None:
-            metadata["dagster/partition_row_count"] = result.partition_row_count
         if window is not None:
             metadata["window_start"] = window[0].isoformat()
             metadata["window_end"] = window[1].isoformat()

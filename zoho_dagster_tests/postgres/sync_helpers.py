@@ -75,7 +75,7 @@ def materialize(
             instance=instance,
             resources={
                 "zoho_crm": ZohoCRMResource.from_env(**resource_fields),
-                "io_manager": PostgresIOManager(),
+                "zoho_crm_io_manager": PostgresIOManager(),
             },
             tags=tags,
             raise_on_error=raise_on_error,

@@ -262,7 +262,7 @@ def run(
         instance=instance,
         resources={
             "zoho_crm": ZohoCRMResource.from_env(requests_per_second=FAST),
-            "io_manager": PostgresIOManager(),
+            "zoho_crm_io_manager": PostgresIOManager(),
         },
         tags=tags if partition else {},
         selection=selection,
