@@ -40,6 +40,9 @@ concurrency:
 run_coordinator:
   module: dagster.core.run_coordinator
   class: QueuedRunCoordinator
+run_launcher:
+  module: zoho_dagster.postgres.run_launcher
+  class: ZohoRunLauncher
 run_monitoring:
   enabled: true
   poll_interval_seconds: 20

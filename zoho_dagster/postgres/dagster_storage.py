@@ -6,16 +6,22 @@ fails even ``dagster definitions validate``. This class picks, in order, ``postg
 ``$ZOHO_DAGSTER_DAGSTER_STORAGE_URL``, ``$ZOHO_DAGSTER_DATABASE_URL``, else the embedded Postgres, names the
 psycopg2 driver (SQLAlchemy 2.1 would pick psycopg 3 for a bare ``postgresql://``), exports the result as
 ``ZOHO_DAGSTER_DAGSTER_STORAGE_URL`` so that run workers inherit it, and hands over to dagster-postgres.
+
+One part is swapped in: the run storage is :class:`~zoho_dagster.postgres.run_liveness.LivenessRunStorage`,
+dagster-postgres' own plus a Postgres session held for each run this process executes, which is how the
+daemon's run monitoring tells a run whose process died (:mod:`zoho_dagster.postgres.run_launcher`).
 """
 
 import dagster as dg
 import yaml
+from dagster._core.storage.runs import RunStorage
 from dagster._serdes import ConfigurableClassData
 from dagster_postgres import DagsterPostgresStorage
 
 from zoho_dagster import environment
 from zoho_dagster.postgres.database import resolve_database_url
 from zoho_dagster.postgres.engine import sqlalchemy_url
+from zoho_dagster.postgres.run_liveness import LivenessRunStorage
 
 STORAGE_URL_VARIABLE = environment.STORAGE_URL_VARIABLE
 
@@ -27,7 +33,21 @@ def dagster_storage_url(configured: str | None = None) -> str:
 
 
 class ZohoDagsterStorage(DagsterPostgresStorage):
-    """``storage: custom`` entry of ``dagster.yaml``; builds a plain ``DagsterPostgresStorage``."""
+    """``storage: custom`` entry of ``dagster.yaml``: dagster-postgres' storage, liveness inside."""
+
+    def __init__(
+        self,
+        postgres_url: str,
+        should_autocreate_tables: bool = True,
+        inst_data: ConfigurableClassData | None = None,
+    ) -> None:
+        super().__init__(postgres_url, should_autocreate_tables, inst_data)
+        # The tables exist now (the parent's run storage made them): this one only opens connections later.
+        self._liveness_run_storage = LivenessRunStorage(postgres_url, should_autocreate_tables=False)
+
+    @property
+    def run_storage(self) -> RunStorage:
+        return self._liveness_run_storage
 
     @classmethod
     def config_type(cls) -> dict:
@@ -39,7 +59,7 @@ class ZohoDagsterStorage(DagsterPostgresStorage):
     @classmethod
     def from_config_value(  # type: ignore[override]
         cls, inst_data: ConfigurableClassData | None, config_value: dict
-    ) -> DagsterPostgresStorage:
+    ) -> "ZohoDagsterStorage":
         url = dagster_storage_url(config_value.get("postgres_url"))
         environment.export_dagster_storage_url(url)
         # Other processes rebuild the storages from this data: they read the URL from the environment, so no
@@ -48,7 +68,7 @@ class ZohoDagsterStorage(DagsterPostgresStorage):
         data = ConfigurableClassData(
             __name__, cls.__name__, yaml.safe_dump({"postgres_url": {"env": STORAGE_URL_VARIABLE}})
         )
-        storage = DagsterPostgresStorage(
+        storage = cls(
             postgres_url=url,
             should_autocreate_tables=config_value.get("should_autocreate_tables", True),
             inst_data=data,
