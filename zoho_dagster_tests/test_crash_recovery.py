@@ -13,8 +13,8 @@ write transaction. Once that transaction has created its staging table, the run'
 Dagster recorded in the run's RUN_START event, and everything below it) are stopped, checked to be mid-write,
 and killed with SIGKILL. Then, within ``RECOVERY_SECONDS``:
 
-- the run is FAILURE (with the default run launcher the code server that started the run detects the dead
-  process; run monitoring cannot check that launcher's workers);
+- the run is FAILURE (the code server that started the run detects the dead process first; the liveness check
+  of ``dagster.yaml``'s run launcher would tell run monitoring too, a few polls later);
 - the run holds no ``zoho_crm_api`` slot and no pending step (run monitoring frees them; without it they are
   held for good, which is where this test fails on a ``dagster.yaml`` without ``run_monitoring``);
 - the table is byte for byte what the first run left, the killed run's Postgres session is gone (its TEMP
@@ -23,8 +23,8 @@ and killed with SIGKILL. Then, within ``RECOVERY_SECONDS``:
 
 Why not ``os.killpg``: the run worker is a child of the code server, in ``dagster dev``'s process group, so
 killing the group would take the daemon and the webserver down too. That is another failure (the code server
-dies with the run): the run then stays STARTED until someone terminates it in the UI, and no setting of the
-default run launcher can detect it. Linux only (reads ``/proc``).
+dies with the run), which only the run launcher's liveness check sees; ``test_run_liveness.py`` covers it with
+a killed ``dagster asset materialize``, whose run has no code server either. Linux only (reads ``/proc``).
 """
 
 import contextlib
