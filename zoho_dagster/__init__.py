@@ -6,6 +6,10 @@ The public API, as Dagster's own integrations export theirs::
 
     defs = build_definitions(translator=MyTranslator())
 
+or, in a ``dg`` project, as a component: ``dg scaffold defs zoho_dagster.ZohoCRMComponent zoho_crm``
+(:class:`~zoho_dagster.component.ZohoCRMComponent`; this package is its ``dagster_dg_cli.registry_modules``
+entry point).
+
 Names are imported on first use (PEP 562): ``zoho_dagster.simulator`` and ``zoho_dagster.client`` are
 imported by processes that never load Dagster (the simulator's server, the client benchmark), and importing
 this package must not make them pay for it. Importing it never builds the project's ``Definitions`` (that is
@@ -25,6 +29,7 @@ _EXPORTS: dict[str, str] = {
     "ReplicatedStream": "zoho_dagster.replication",
     "StreamSpec": "zoho_dagster.streams",
     "TableName": "zoho_dagster.postgres.tables",
+    "ZohoCRMComponent": "zoho_dagster.component",
     "ZohoCRMResource": "zoho_dagster.resource",
     "ZohoClient": "zoho_dagster.client",
     "ZohoError": "zoho_dagster.client",
@@ -46,6 +51,7 @@ __all__ = [
     "ReplicatedStream",
     "StreamSpec",
     "TableName",
+    "ZohoCRMComponent",
     "ZohoCRMResource",
     "ZohoClient",
     "ZohoError",
@@ -65,6 +71,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from zoho_dagster.builder import build_definitions
     from zoho_dagster.checks import build_checks, build_freshness_check_schedule
     from zoho_dagster.client import ZohoClient, ZohoError
+    from zoho_dagster.component import ZohoCRMComponent
     from zoho_dagster.failures import zoho_errors_as_failures
     from zoho_dagster.postgres.io_manager import PostgresIOManager
     from zoho_dagster.postgres.tables import TableName
