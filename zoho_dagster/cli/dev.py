@@ -1,4 +1,5 @@
-"""``zoho-dagster dev``: ``dagster dev -w workspace.yaml`` with a prepared ``DAGSTER_HOME``.
+"""``zoho-dagster dev``: ``dg dev -w workspace.yaml`` (that is, ``dagster dev``) with a prepared
+``DAGSTER_HOME``.
 
 Dagster's storage goes to Postgres (the project's ``dagster.yaml``); the sync reads real Zoho when
 ``ZOHO_CRM_*`` credentials are set, else a simulator started for the session. Other options go to
@@ -91,10 +92,12 @@ def cmd_dev(args: argparse.Namespace) -> int:
     # The project's venv exports DAGSTER_MODULE_NAME for `dagster asset materialize`; `dagster dev -w` names
     # its code location through the workspace file instead, and the two together are refused.
     os.environ.pop("DAGSTER_MODULE_NAME", None)
+    # `dg dev -w` is `dagster dev -w` (Dagster 1.13 hands the workspace file to the same implementation),
+    # without the warning that `dagster dev` is superseded by it.
     command = [
         sys.executable,
         "-m",
-        "dagster",
+        "dagster_dg_cli.cli",
         "dev",
         "-w",
         str(_workspace(project, home)),
