@@ -69,7 +69,7 @@ EXECUTION_TYPE_WARNING = (
 """Dagster 1.13.27 warns about its own call whenever a component's asset checks are loaded: the component
 tree rebuilds each check with ``AssetsDefinition.with_attributes`` (a plain ``AssetsDefinition``), and the
 repository turns it back into an ``AssetChecksDefinition`` passing the beta ``execution_type`` parameter
-(docs/dagster.md §5). Silenced here, in the process that loads these definitions, and only that message."""
+(docs/dagster.md §7). Silenced here, in the process that loads these definitions, and only that message."""
 
 
 def quiet_component_checks() -> None:

@@ -30,7 +30,7 @@ BIN = Path(sys.executable).parent
 PROJECT = "crm_project"
 
 # The sandbox loads components as load_from_defs_folder does, but without its warning suppression: the
-# component machinery's own beta and preview calls would print hundreds of lines (docs/dagster.md §5).
+# component machinery's own beta and preview calls would print hundreds of lines (docs/dagster.md §7).
 pytestmark = [
     pytest.mark.filterwarnings("ignore::dagster.BetaWarning"),
     pytest.mark.filterwarnings("ignore::dagster.PreviewWarning"),
