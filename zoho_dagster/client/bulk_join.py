@@ -28,10 +28,12 @@ lose fields or records without an error. So a chunk ``[start, end)`` (at most 20
    emitted half-filled; one deleted meanwhile (``ids=`` no longer finds it) is left to the deletions stream.
 
 A row of the CSV that no hidden set gave is, by construction, neither converted nor awaiting approval as of
-the hidden sets' read, which comes after the job's snapshot. It gets ``$approved: true`` and, in a module
-whose fields metadata lists ``Converted__s``, ``$converted: false`` (:func:`shown_system_keys`), the keys the
-records API sends with such a record (docs/zoho-crm-api.md §5), so that its table columns are filled as on the
-records API route. A record completed by ``ids=`` carries the records API's own ``$`` keys instead.
+the hidden sets' read, which comes after the job's snapshot. It gets ``$approved: true`` and
+``$approval_state: "approved"`` and, in a module whose fields metadata lists ``Converted__s``,
+``$converted: false`` and ``$converted_detail: {}`` (:func:`shown_system_keys`): the table's ``$`` columns
+(:func:`~zoho_dagster.client.visibility.system_fields`) as the records API fills them for such a record
+(docs/zoho-crm-api.md §5), so they are filled as on the records API route. A record completed by ``ids=``
+carries the records API's own ``$`` keys instead.
 
 The table comes out the same whichever way Zoho answers the UNCONFIRMED points: with hidden records in the
 CSV, they are dropped for the hidden sets' versions; without them, the hidden sets bring them. Memory holds
@@ -45,6 +47,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
 from typing import Any
+
+import orjson
 
 from zoho_dagster.client.bulk import BulkReader
 from zoho_dagster.client.coql import COQL_COLUMNS, COQL_NEXT_PAGE
@@ -106,11 +110,10 @@ def _shown(record: Record, defaults: Mapping[str, Any]) -> None:
         record[key] = dict(value) if isinstance(value, dict) else value
 
 
-class _Absent:
-    """A field a part's answer did not carry (kept apart from ``null``)."""
-
-
-_ABSENT = _Absent()
+def _unpack(packed: bytes) -> Record:
+    """A record's other fields as :meth:`BulkJoin._read_other` packed them."""
+    values: Record = orjson.loads(packed)
+    return values
 
 
 @dataclass
@@ -179,8 +182,10 @@ class BulkJoin:
         self.other_by_coql = bool(self.other_fields) and (
             self.coql_fields.issuperset(self.other_fields) and len(self.other_fields) <= COQL_COLUMNS - 2
         )
-        self.other: dict[str, tuple[Any, ...]] = {}
-        """Id → (``Modified_Time`` text, the other fields' values in ``other_fields`` order)."""
+        self.other: dict[str, bytes] = {}
+        """Id → its ``Modified_Time`` and other fields, as one JSON text: a chunk holds up to 200,000 of them,
+        and one bytes object per record, made on this reader's thread, takes about half the memory of a
+        tuple of the decoded values (rich text, cut to 500 characters, is most of it)."""
         self.counts = {"bulk rows": 0, "dropped": 0, "hidden": 0, "completed": 0, "gone": 0}
 
     # --- the parts -----------------------------------------------------------------------------------------
@@ -254,14 +259,14 @@ class BulkJoin:
                 scope=SHOWN_BY_DEFAULT,
             )
             pages = self.sliced(window)
-        names = self.other_fields
+        names = [CURSOR_FIELD, *self.other_fields]
         for page in pages:
             for record in page:
                 rid = str(record["id"])
                 known = self.other.get(rid)
-                if known is not None and version_of({CURSOR_FIELD: known[0]}) > version_of(record):
+                if known is not None and version_of(_unpack(known)) > version_of(record):
                     continue  # an older version read after a newer one (the record moved meanwhile)
-                self.other[rid] = (record.get(CURSOR_FIELD), *(record.get(name, _ABSENT) for name in names))
+                self.other[rid] = orjson.dumps({name: record[name] for name in names if name in record})
 
     def _read_hidden(self) -> Iterator[list[Record]]:
         """Part 3: the converted records and the records awaiting approval, whole, from the records API."""
@@ -292,7 +297,8 @@ class BulkJoin:
             if hidden is not None and hidden >= version:
                 self.counts["dropped"] += 1
                 continue
-            other = self.other.pop(rid, None)
+            packed = self.other.pop(rid, None)
+            other = None if packed is None else _unpack(packed)
             whole = all(name in row for name in self.bulk_fields)
             if hidden is None and whole and (not self.other_fields or self._same(other, version)):
                 output.append(self._merge(row, other))
@@ -300,7 +306,7 @@ class BulkJoin:
             pending = todo.setdefault(rid, _Pending())
             pending.parts.append((row, False))
             if other is not None:
-                pending.parts.append((self._other_part(rid, other), False))
+                pending.parts.append(({**other, "id": rid}, False))
             pending.needs_api = hidden is not None
         return output
 
@@ -310,9 +316,9 @@ class BulkJoin:
         batch = dict(todo)
         todo.clear()
         while self.other:
-            rid, other = self.other.popitem()
+            rid, packed = self.other.popitem()
             hidden = self.hidden.get(rid)
-            part = self._other_part(rid, other)
+            part = {**_unpack(packed), "id": rid}
             if hidden is not None and hidden >= version_of(part):
                 continue
             batch.setdefault(rid, _Pending()).parts.append((part, False))
@@ -325,32 +331,24 @@ class BulkJoin:
     # --- joining -------------------------------------------------------------------------------------------
 
     @staticmethod
-    def _same(other: tuple[Any, ...] | None, version: Version) -> bool:
-        return other is not None and version_of({CURSOR_FIELD: other[0]}) == version
+    def _same(other: Record | None, version: Version) -> bool:
+        return other is not None and version_of(other) == version
 
-    def _other_part(self, rid: str, other: tuple[Any, ...]) -> Record:
-        part: Record = {CURSOR_FIELD: other[0], "id": rid}
-        for name, value in zip(self.other_fields, other[1:], strict=True):
-            if value is not _ABSENT:
-                part[name] = value
-        return part
-
-    def _merge(self, row: Record, other: tuple[Any, ...] | None) -> Record:
+    def _merge(self, row: Record, other: Record | None) -> Record:
         """A CSV row and its other fields (same version), with the ``$`` keys of a shown record."""
         record = row
         if other is not None:
-            for name, value in zip(self.other_fields, other[1:], strict=True):
-                if value is not _ABSENT:
-                    record[name] = value
-            if not self.other_by_coql and other[0] is not None:
-                record[CURSOR_FIELD] = other[0]  # the records API's rendering, as WindowReader keeps it
+            written = record.get(CURSOR_FIELD)
+            record.update(other)
+            if self.other_by_coql or other.get(CURSOR_FIELD) is None:
+                record[CURSOR_FIELD] = written  # else the records API's rendering, as WindowReader keeps it
         _shown(record, self.defaults)
         return record
 
     def _complete(self, todo: dict[str, _Pending]) -> list[Record]:
         """Fetch what each pending record lacks with ``ids=`` until its parts are one whole version."""
         ready: list[Record] = []
-        for _ in range(COMPLETION_ROUNDS):
+        for fetched in range(COMPLETION_ROUNDS + 1):
             wants: dict[tuple[str, ...], list[str]] = {}
             for rid in list(todo):
                 pending = todo[rid]
@@ -365,8 +363,8 @@ class BulkJoin:
                     del todo[rid]
                     continue
                 wants.setdefault(missing, []).append(rid)
-            if not wants:
-                return ready
+            if not wants or fetched == COMPLETION_ROUNDS:
+                break
             self._fetch(wants, todo)
         if todo:
             raise ZohoAPIError(

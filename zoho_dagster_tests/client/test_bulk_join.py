@@ -54,10 +54,11 @@ def simulator() -> Iterator[RunningSimulator]:
 @pytest.fixture(autouse=True)
 def strict_again(simulator: RunningSimulator) -> Iterator[None]:
     """Each test starts from the simulator's defaults: strict readings, 30% converted, 5% awaiting."""
-    simulator.control.set_readings(bulk_includes_hidden=False, coql_includes_hidden=False)
+    strict = {"bulk_includes_hidden": False, "coql_includes_hidden": False, "count_includes_hidden": False}
+    simulator.control.set_readings(**strict)
     simulator.control.set_visibility(converted_share=0.30, awaiting_approval_share=0.05)
     yield
-    simulator.control.set_readings(bulk_includes_hidden=False, coql_includes_hidden=False)
+    simulator.control.set_readings(**strict)
     simulator.control.set_visibility(converted_share=0.30, awaiting_approval_share=0.05)
 
 
@@ -164,12 +165,18 @@ def test_leads_with_layout_and_rich_text_are_read_with_bulk_read_and_equal_the_r
         assert record["$converted"] is (rid in converted) and record["$approved"] is (rid not in awaiting)
 
 
-@pytest.mark.parametrize("reading", READINGS)
+@pytest.mark.parametrize("reading", [*READINGS, "permissive everywhere"])
 def test_a_third_converted_and_some_awaiting_approval_every_id_arrives(
     simulator: RunningSimulator, reading: str
 ) -> None:
+    """Also with COQL and the count API counting hidden records (the count then cuts other chunks)."""
     simulator.control.set_visibility(converted_share=1 / 3, awaiting_approval_share=0.08)
-    simulator.control.set_readings(bulk_includes_hidden=READINGS[reading])
+    everywhere = reading == "permissive everywhere"
+    simulator.control.set_readings(
+        bulk_includes_hidden=READINGS.get(reading, True),
+        coql_includes_hidden=everywhere,
+        count_includes_hidden=everywhere,
+    )
     for module in ("Leads", "Contacts"):
         truth = _truth_ids(simulator, module)
         expected, got, calls = _both_ways(simulator, module)
