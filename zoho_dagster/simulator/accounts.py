@@ -27,6 +27,7 @@ ALL_SCOPES: tuple[str, ...] = (
     "ZohoCRM.bulk.ALL",
     "ZohoCRM.coql.READ",
     "ZohoSearch.securesearch.READ",
+    "ZohoCRM.notifications.ALL",
 )
 
 THROTTLED: dict[str, str] = {

@@ -32,6 +32,8 @@ def handle(
         raise ApiError(400, "INVALID_DATA", "body is not JSON", {}) from None
     org = sim.org(params.get("org"))
     route = (method, parts[0] if parts else "", len(parts))
+    if parts and parts[0] == "notifications":
+        return sim.notifier.control(method, parts[1:], body)
     if route == ("POST", "reset", 1):
         sim.reset()
         return 200, {"status": "success"}

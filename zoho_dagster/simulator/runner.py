@@ -6,6 +6,7 @@ import contextlib
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -150,6 +151,45 @@ class SimulatorControl:
 
     def advance_clock(self, seconds: float) -> None:
         self._call("POST", "clock", {"advance_seconds": seconds})
+
+    # Notifications (docs/zoho-crm-api.md §3.12): the channels, delivery stats and delivery faults.
+    def notifications(self) -> dict[str, Any]:
+        """``{"channels": [...], "stats": {"notifications", "delivered", "refused", "failed", "dropped",
+        "duplicated", "reordered"}, "pending": n, "faults": {...}}``."""
+        return dict(self._call("GET", "notifications"))
+
+    def set_notification_faults(
+        self,
+        duplicate_rate: float = 0.0,
+        reorder_window: int = 0,
+        drop_rate: float = 0.0,
+        outage_seconds: float = 0.0,
+        seed: int = 1,
+    ) -> dict[str, Any]:
+        """Deliveries from now on: sent twice at ``duplicate_rate``, shuffled within ``reorder_window``,
+        never sent at ``drop_rate``, all failing for ``outage_seconds`` (a receiver that is down)."""
+        body = {
+            "duplicate_rate": duplicate_rate,
+            "reorder_window": reorder_window,
+            "drop_rate": drop_rate,
+            "outage_seconds": outage_seconds,
+            "seed": seed,
+        }
+        return dict(self._call("POST", "notifications/faults", body))
+
+    def clear_notification_faults(self) -> None:
+        self._call("DELETE", "notifications/faults")
+
+    def wait_notifications_sent(self, timeout: float = 60.0) -> dict[str, Any]:
+        """Wait until every change so far has been posted (delivered, refused or lost); the state then."""
+        deadline = time.monotonic() + timeout
+        while True:
+            state = self.notifications()
+            if not state["pending"]:
+                return state
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{state['pending']} notifications still unsent after {timeout} s")
+            time.sleep(0.05)
 
 
 @dataclass

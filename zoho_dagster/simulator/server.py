@@ -228,6 +228,8 @@ class Handler(BaseHTTPRequestHandler):
 def route(req: Request) -> tuple[int, Any]:
     """API paths after `/{dc}/api`."""
     p, m = req.path, req.method
+    if p == ["crm", "v6", "actions", "watch"]:
+        return req.sim.notifier.handle(req)
     if p == ["crm", "v6", "coql"]:
         if m != "POST":
             raise ApiError(400, "INVALID_REQUEST_METHOD", "The http request method type is not a valid one")

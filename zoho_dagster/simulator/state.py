@@ -16,6 +16,7 @@ from .clock import Clock
 from .datagen import Generator, User, make_users, stable_int
 from .faults import Faults
 from .limits import OrgLimits
+from .notifications import Notifier
 from .paging import PageTokens
 from .regions import REGIONS, accounts_url, api_domain
 from .schema import MODULES
@@ -114,6 +115,8 @@ class Simulator:
         self.now0 = float(int(self.clock.now()))
         self.accounts = Accounts(config.token_lifetime)
         self.orgs: dict[str, Org] = {}
+        self.notifier = Notifier(self)
+        """Notification channels and their deliveries (docs/zoho-crm-api.md §3.12)."""
         self.build()
 
     def build(self) -> None:
@@ -130,6 +133,7 @@ class Simulator:
             users = make_users(cfg.seed, org_id, prefix, 12 if primary else 3, self.now0)
             gen = Generator(cfg.seed, org_id, prefix, sizes, users, self.now0)
             store = OrgStore(gen, self.clock.now)
+            store.listener = self.notifier.listener(org_id)
 
             def h(tag: str, region: str = region) -> int:
                 return stable_int(cfg.seed, region, tag)
@@ -152,6 +156,7 @@ class Simulator:
             self.readings = Readings()
             self.faults.clear()
             self.page_tokens.clear()
+            self.notifier.reset()
             self.build()
             self.stats.reset(self.accounts.grant_count)
 

@@ -13,7 +13,7 @@ import itertools
 import random
 import threading
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -100,6 +100,9 @@ class OrgStore:
         """Multi-currency on (docs/zoho-crm-api.md §3.10): records of modules with currency fields carry
         `Currency` and `Exchange_Rate`; off, those fields are gone from records and metadata."""
         self._details: dict[int, dict[str, Any]] = {}
+        self.listener: Callable[..., None] | None = None
+        """Called ``(module, operation, record_id, affected_fields)`` after every create (``insert``), update
+        and delete: the notification channels' hook (notifications.Notifier.listener); it only enqueues."""
 
     # --- seeding -------------------------------------------------------------------------------------------
     def _seed_deletions(self) -> None:
@@ -574,7 +577,8 @@ class OrgStore:
                 self.children.history[index] = []
                 if rec.get("Stage") is not None:
                     self.children.stage_changed(index, rec, now, by)
-            return rec["id"]
+        self._changed(module, "insert", rec["id"])
+        return rec["id"]
 
     def update(self, module: str, record_id: str, data: dict[str, Any], by: int = 0) -> None:
         state = self.modules[module]
@@ -595,6 +599,7 @@ class OrgStore:
                     self.children.stage_changed(index, rec, int(rec["Modified_Time"]), by)
             state.live[index] = rec
             state.version += 1
+        self._changed(module, "update", record_id, tuple(data))
 
     def replace_children(self, module: str, record_id: str, field: str, rows: list[Any], by: int = 0) -> None:
         """Replace a record's subform rows or links; the parent's Modified_Time moves (docs/zoho-crm-api.md
@@ -618,6 +623,11 @@ class OrgStore:
             kind = "permanent" if permanent else "recycle"
             state.deleted[index] = self._deleted_entry(state.spec, rec, kind, self._now(), by)
             state.version += 1
+        self._changed(module, "delete", record_id)
+
+    def _changed(self, module: str, operation: str, record_id: str, affected: tuple[str, ...] = ()) -> None:
+        if self.listener is not None:
+            self.listener(module, operation, str(record_id), affected)
 
     def _require(self, module: str, record_id: str) -> int:
         index = self.index_of(module, record_id)
