@@ -19,6 +19,7 @@ from zoho_dagster.automation import build_automation
 from zoho_dagster.checks import build_checks, build_freshness_check_schedule, build_values_checks
 from zoho_dagster.environment import replication_file as replication_file_setting
 from zoho_dagster.formula_refresh import build_formula_refresh
+from zoho_dagster.notifications.sensor import build_notifications
 from zoho_dagster.partitions import daily_partitions
 from zoho_dagster.postgres.io_manager import PostgresIOManager
 from zoho_dagster.replication import ReplicatedStream, load_replication, stream_lines
@@ -89,6 +90,7 @@ def build_definitions(
         replicated, partitions, resource_key=RESOURCE_KEY, translator=translator, minutes=minutes
     )
     formula_job, formula_schedule = build_formula_refresh(replicated, translator=translator)
+    notify_jobs, notify_schedules, notify_sensors = build_notifications(replicated, translator=translator)
     return dg.Definitions(
         assets=build_stream_assets(
             replicated,
@@ -101,13 +103,14 @@ def build_definitions(
             *build_checks(replicated, interval_minutes=minutes, translator=translator),
             *build_values_checks(replicated, translator=translator),
         ],
-        jobs=[*jobs, formula_job],
+        jobs=[*jobs, formula_job, *notify_jobs],
         schedules=[
             *schedules,
             build_freshness_check_schedule(replicated, minutes=minutes, translator=translator),
             formula_schedule,
+            *notify_schedules,
         ],
-        sensors=sensors,
+        sensors=[*sensors, *notify_sensors],
         resources={
             RESOURCE_KEY: zoho_crm if zoho_crm is not None else ZohoCRMResource.from_env(),
             IO_MANAGER_KEY: io_manager if io_manager is not None else PostgresIOManager(),

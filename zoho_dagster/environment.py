@@ -19,11 +19,15 @@ DISCOVERY_VARIABLE = "ZOHO_DAGSTER_DISCOVERY"
 AUTOMATION_VARIABLE = "ZOHO_DAGSTER_AUTOMATION"
 FRESHNESS_VARIABLE = "ZOHO_DAGSTER_FRESHNESS_MINUTES"
 SENSOR_INTERVAL_VARIABLE = "ZOHO_DAGSTER_SENSOR_SECONDS"
+NOTIFY_URL_VARIABLE = "ZOHO_DAGSTER_NOTIFY_URL"
+NOTIFY_SECRET_VARIABLE = "ZOHO_DAGSTER_NOTIFY_SECRET"
+NOTIFY_SENSOR_VARIABLE = "ZOHO_DAGSTER_NOTIFY_SENSOR_SECONDS"
 
 DEFAULT_EMBEDDED_PGDATA = Path(".zoho_dagster") / "pgdata"
 DEFAULT_DISCOVERY_FILE = "zoho_crm_discovery.yaml"
 DEFAULT_FRESHNESS_MINUTES = 60
 DEFAULT_SENSOR_SECONDS = 300
+DEFAULT_NOTIFY_SENSOR_SECONDS = 10
 
 _ON = {"on", "true", "1", "yes", "running"}
 _OFF = {"", "off", "false", "0", "no", "stopped"}
@@ -109,6 +113,22 @@ def freshness_minutes_setting() -> int:
 def sensor_interval_seconds() -> int:
     """``ZOHO_DAGSTER_SENSOR_SECONDS``: the least time between two of the sensor's look-ups."""
     return _positive_int(SENSOR_INTERVAL_VARIABLE, DEFAULT_SENSOR_SECONDS)
+
+
+def notify_url() -> str | None:
+    """``ZOHO_DAGSTER_NOTIFY_URL``: the public URL Zoho posts change notifications to, if set (checked by
+    :mod:`zoho_dagster.notifications.config`)."""
+    return _text(NOTIFY_URL_VARIABLE)
+
+
+def notify_secret() -> str | None:
+    """``ZOHO_DAGSTER_NOTIFY_SECRET``: the secret the notification channels' ids and tokens derive from."""
+    return _text(NOTIFY_SECRET_VARIABLE)
+
+
+def notify_sensor_seconds() -> int:
+    """``ZOHO_DAGSTER_NOTIFY_SENSOR_SECONDS``: the least time between two looks of the notification sensor."""
+    return _positive_int(NOTIFY_SENSOR_VARIABLE, DEFAULT_NOTIFY_SENSOR_SECONDS)
 
 
 EVENT_BATCH_VARIABLE = "DAGSTER_EVENT_BATCH_SIZE"

@@ -111,7 +111,7 @@ def test_checks_hold_no_sql() -> None:
 def test_the_cli_has_one_module_per_command() -> None:
     helpers = {"__init__", "__main__", "common", "comparison"}
     commands = {path.stem for path in (PACKAGE / "cli").glob("*.py")} - helpers
-    assert commands == {"demo", "dev", "discover", "check"}
+    assert commands == {"demo", "dev", "discover", "check", "notifications"}
 
 
 def test_importing_the_client_or_the_simulator_loads_neither_dagster_nor_a_database_driver() -> None:

@@ -1,23 +1,25 @@
-"""``zoho-dagster demo | dev | discover | check``: the package's front door, one module per command.
+"""``zoho-dagster demo | dev | discover | check | notifications``: the front door, one module per command.
 
 - ``demo`` (:mod:`~zoho_dagster.cli.demo`): the bundled simulator synced into Postgres and compared with its
   truth.
 - ``dev`` (:mod:`~zoho_dagster.cli.dev`): the Dagster UI on this project, against real Zoho or a simulator.
 - ``discover`` (:mod:`~zoho_dagster.cli.discover`): the org's modules and fields; ``--write`` records them.
 - ``check`` (:mod:`~zoho_dagster.cli.check`): credentials, region and scopes, each failure with its fix.
+- ``notifications`` (:mod:`~zoho_dagster.cli.notifications`): Zoho's change notifications: the receiver
+  (``serve``) and the channels (``subscribe``, ``unsubscribe``, ``status``).
 """
 
 import argparse
 import sys
 from collections.abc import Sequence
 
-from zoho_dagster.cli import check, demo, dev, discover
+from zoho_dagster.cli import check, demo, dev, discover, notifications
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="zoho-dagster", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    for command in (demo, dev, discover, check):
+    for command in (demo, dev, discover, check, notifications):
         command.add_parser(commands)
     return parser
 

@@ -448,8 +448,13 @@ def write_stream(
     cursor_field: str | None = "Modified_Time",
     window: tuple[datetime, datetime] | None = None,
     deletions: Callable[[], Iterator[list[dict]]] | None = None,
+    before_commit: Callable[[sa.Connection], None] | None = None,
 ) -> WriteResult:
-    """Stage, merge (or swap, for full refreshes) and mark deletions in one transaction (module docstring)."""
+    """Stage, merge (or swap, for full refreshes) and mark deletions in one transaction (module docstring).
+
+    ``before_commit`` runs last inside that transaction, so what it writes commits with the records or not at
+    all (the notification sync marks the notifications it applied there, :mod:`zoho_dagster.notifications`).
+    """
     if not isinstance(stream, RecordStream):
         raise SyncInputError(
             f"The asset for {target} returned {type(stream).__name__}, not a RecordStream; "
@@ -522,6 +527,8 @@ def write_stream(
                 conn.execute(sa.select(sa.func.count()).select_from(table).where(in_window)).scalar_one()
             )
         result.columns = _column_types(conn, target)
+        if before_commit is not None:
+            before_commit(conn)
     return result
 
 
