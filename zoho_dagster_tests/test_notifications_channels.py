@@ -73,8 +73,21 @@ def test_channels_are_kept_and_nothing_is_done_twice(simulator: Any, database_ur
         engine,
         store.Notification(settings.channel_id("Deals"), "Deals", "update", ("1",), later),
     )
+    with engine.begin() as conn:  # and an applied one from last month
+        conn.execute(
+            sa.insert(store.NOTIFICATIONS).values(
+                channel_id=settings.channel_id("Leads"),
+                module="Leads",
+                operation="insert",
+                ids=["2"],
+                server_time=later,
+                received_at=later - timedelta(days=30),
+                consumed_at=later - timedelta(days=30),
+            )
+        )
     dropped = sync_channels(client, engine, settings, streams("leads"), later, "r5")
     assert dropped.disabled == ["deals"] and dropped.discarded_notifications == 1
+    assert dropped.pruned_notifications == 1  # the month-old one; the one just set aside stays a week
     assert set(held(simulator)) == {settings.channel_id("Leads")}
     assert set(store.channels(engine)) == {settings.channel_id("Leads")}
     assert store.pending(engine) == {}

@@ -11,6 +11,8 @@
 - a channel of a stream no longer synced: disabled, and its pending notifications set aside;
 - anything else: nothing. A second run right after the first makes no call at all.
 
+Each pass also deletes the notifications consumed more than a week ago, so the table stays small.
+
 Notes is never watched: Zoho's Notifications API does not serve it (docs/zoho-crm-api.md §3.12); the polling
 sensor and the freshness schedule keep it fresh. Each call costs a credit, recorded in the credit ledger.
 """
@@ -69,6 +71,8 @@ class ChannelReport:
     disabled: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     discarded_notifications: int = 0
+    pruned_notifications: int = 0
+    """Consumed notifications older than a week, deleted (:data:`~.store.KEEP_CONSUMED`)."""
     calls: int = 0
     credits: int = 0
 
@@ -139,6 +143,7 @@ def sync_channels(
         report.calls = client.stats.calls - before[0]
         report.credits = client.stats.credits - before[1]
         credit_ledger.record(engine, run_id, LEDGER_STREAM, report.credits)
+    report.pruned_notifications = store.prune(engine)
     return report
 
 

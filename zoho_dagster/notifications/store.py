@@ -12,7 +12,7 @@ can be disabled.
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
@@ -22,6 +22,9 @@ OPERATIONS = ("insert", "update", "delete")
 """The ``operation`` values of Zoho's callback body (docs/zoho-crm-api.md §3.12)."""
 MAX_BATCH = 20_000
 """Pending notifications one run applies per stream at most; more wait for the next run."""
+KEEP_CONSUMED = timedelta(days=7)
+"""How long consumed notifications are kept (for looking back at what arrived) before the channels job
+deletes them; pending ones are never deleted."""
 
 _DDL_LOCK_KEY = 0x7A645F6E6F746966  # arbitrary: serialises the CREATE ... IF NOT EXISTS below
 _DDL = (
@@ -218,6 +221,22 @@ def discard_modules(engine: sa.Engine, modules: Iterable[str], reason: str) -> i
                 sa.update(NOTIFICATIONS)
                 .where(NOTIFICATIONS.c.module.in_(names), NOTIFICATIONS.c.consumed_at.is_(None))
                 .values(consumed_at=sa.func.now(), consumed_by=reason)
+            ).rowcount
+            or 0
+        )
+
+
+def prune(engine: sa.Engine, older_than: timedelta = KEEP_CONSUMED) -> int:
+    """Delete the consumed notifications received more than ``older_than`` ago; returns how many."""
+    with engine.begin() as conn:
+        if not _exists(conn, "notifications"):
+            return 0
+        cutoff = sa.func.now() - sa.literal(older_than)
+        return int(
+            conn.execute(
+                sa.delete(NOTIFICATIONS).where(
+                    NOTIFICATIONS.c.consumed_at.is_not(None), NOTIFICATIONS.c.received_at < cutoff
+                )
             ).rowcount
             or 0
         )
