@@ -41,14 +41,13 @@ the other fields of one chunk's shown records and the ids of its hidden ones, ne
 temporary file, :class:`~zoho_dagster.client.bulk.BulkReader`) or the emitted records.
 """
 
+import json
 import logging
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
 from typing import Any
-
-import orjson
 
 from zoho_dagster.client.bulk import BulkReader
 from zoho_dagster.client.coql import COQL_COLUMNS, COQL_NEXT_PAGE
@@ -112,7 +111,7 @@ def _shown(record: Record, defaults: Mapping[str, Any]) -> None:
 
 def _unpack(packed: bytes) -> Record:
     """A record's other fields as :meth:`BulkJoin._read_other` packed them."""
-    values: Record = orjson.loads(packed)
+    values: Record = json.loads(packed)
     return values
 
 
@@ -183,9 +182,10 @@ class BulkJoin:
             self.coql_fields.issuperset(self.other_fields) and len(self.other_fields) <= COQL_COLUMNS - 2
         )
         self.other: dict[str, bytes] = {}
-        """Id → its ``Modified_Time`` and other fields, as one JSON text: a chunk holds up to 200,000 of them,
-        and one bytes object per record, made on this reader's thread, takes about half the memory of a
-        tuple of the decoded values (rich text, cut to 500 characters, is most of it)."""
+        """Id → its ``Modified_Time`` and other fields as one compact JSON text: a chunk holds up to 200,000
+        of them (160,000 Leads with rich text cut to 500 characters: about 80 MB; a tuple of the decoded
+        values, about 90 MB). The standard library's encoder, since orjson's small outputs each kept a
+        4 KB buffer."""
         self.counts = {"bulk rows": 0, "dropped": 0, "hidden": 0, "completed": 0, "gone": 0}
 
     # --- the parts -----------------------------------------------------------------------------------------
@@ -266,7 +266,8 @@ class BulkJoin:
                 known = self.other.get(rid)
                 if known is not None and version_of(_unpack(known)) > version_of(record):
                     continue  # an older version read after a newer one (the record moved meanwhile)
-                self.other[rid] = orjson.dumps({name: record[name] for name in names if name in record})
+                values = {name: record[name] for name in names if name in record}
+                self.other[rid] = json.dumps(values, separators=(",", ":")).encode()
 
     def _read_hidden(self) -> Iterator[list[Record]]:
         """Part 3: the converted records and the records awaiting approval, whole, from the records API."""
