@@ -40,6 +40,8 @@ NO_LAYOUTS_SCOPES = (
     "ZohoSearch.securesearch.READ,ZohoCRM.coql.READ,ZohoCRM.org.READ"
 )
 """Every scope a Bulk Read of a window needs but the layouts' (``ZohoCRM.settings.layouts.READ``)."""
+NO_TAGS_SCOPES = NO_LAYOUTS_SCOPES.replace("ZohoCRM.settings.tags.READ", "ZohoCRM.settings.layouts.READ")
+"""Every scope a Bulk Read of a window needs but the tags' (``ZohoCRM.settings.tags.READ``)."""
 TOKENS = InMemoryTokenCache()
 """Shared by every client of these tests (the key holds the scopes): the simulator mints 10 tokens in 10
 minutes, as Zoho does."""
@@ -196,6 +198,16 @@ def test_layout_refused_by_scope_is_read_by_another_route_and_bulk_read_stays(
     assert calls[BULK_CREATE] >= 1
     assert calls[LAYOUTS] == 1  # refused once, not asked again for the next chunk
     assert {record["Layout"]["name"] for record in got.values()} == {"Standard", "Partner"}
+
+
+def test_tag_refused_by_scope_is_read_by_another_route_and_bulk_read_stays(
+    simulator: RunningSimulator,
+) -> None:
+    expected, got, calls = _both_ways(simulator, "Contacts", scopes=NO_TAGS_SCOPES)
+    assert len(got) > THRESHOLD
+    _assert_same(expected, got)
+    assert calls[BULK_CREATE] >= 1 and calls["GET /crm/v6/settings/tags"] == 1
+    assert any(record["Tag"] for record in got.values())
 
 
 def test_a_layout_id_the_layouts_list_lacks_is_completed_by_ids(simulator: RunningSimulator) -> None:
