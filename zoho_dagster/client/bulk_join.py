@@ -53,6 +53,7 @@ from zoho_dagster.client.bulk import BulkReader
 from zoho_dagster.client.coql import COQL_COLUMNS, COQL_NEXT_PAGE
 from zoho_dagster.client.coql_pass import CoqlPassReader, CoqlSwitch
 from zoho_dagster.client.errors import ZohoAPIError
+from zoho_dagster.client.full_text import rich_text_fields
 from zoho_dagster.client.http import Need, ZohoHttp
 from zoho_dagster.client.records import (
     CURSOR_FIELD,
@@ -164,6 +165,7 @@ class BulkJoin:
         self.coql_switch = coql_switch or CoqlSwitch()
         self.sliced: SlicedRead = sliced or (lambda window: window)
         self.defaults = shown_system_keys(fields_metadata)
+        self.full_text_fields = rich_text_fields(fields_metadata, wanted)
         self.bulk = BulkReader(
             http,
             module,
@@ -257,6 +259,7 @@ class BulkJoin:
                 self.end,
                 self.need,
                 scope=SHOWN_BY_DEFAULT,
+                full_text_fields=self.full_text_fields,
             )
             pages = self.sliced(window)
         names = [CURSOR_FIELD, *self.other_fields]
@@ -273,7 +276,14 @@ class BulkJoin:
         """Part 3: the converted records and the records awaiting approval, whole, from the records API."""
         for scope in HIDDEN_SETS:
             window = WindowReader(
-                self.http, self.module, self.fields, self.start, self.end, self.need, scope=scope
+                self.http,
+                self.module,
+                self.fields,
+                self.start,
+                self.end,
+                self.need,
+                scope=scope,
+                full_text_fields=self.full_text_fields,
             )
             for page in self.sliced(window):
                 output = []

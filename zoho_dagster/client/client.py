@@ -26,6 +26,7 @@ from zoho_dagster.client.bulk_join import BulkJoin
 from zoho_dagster.client.coql import same_shape_fields
 from zoho_dagster.client.coql_pass import CoqlSwitch
 from zoho_dagster.client.errors import ZohoAPIError, ZohoPermissionError
+from zoho_dagster.client.full_text import rich_text_fields
 from zoho_dagster.client.http import Answer, Need, ZohoHttp
 from zoho_dagster.client.limiter import (
     DEFAULT_CONCURRENCY,
@@ -299,14 +300,23 @@ class ZohoClient:
         the page-token cap). A window of more than a page is read in concurrent time slices, as many as this
         process's share of the org's concurrency allows (:mod:`zoho_dagster.client.slices`); pages then come
         in no particular order. Naive datetimes are taken as UTC. With ``field_metadata`` (the module's
-        fields), fields that do not fit the records API passes are read with COQL where their type allows.
+        fields), fields that do not fit the records API passes are read with COQL where their type allows,
+        and rich-text values the list API cut are read whole (:mod:`zoho_dagster.client.full_text`).
         """
         need = Need(module_scope(module), f"the {module} records")
         coql_fields = same_shape_fields(field_metadata) if self.config.coql_passes else []
         passes = len(plan_passes(fields, coql_fields))
         parallelism = min(passes, self.config.max_concurrency or passes)
         window = WindowReader(
-            self.http, module, fields, start, end, need, parallelism=parallelism, coql_fields=coql_fields
+            self.http,
+            module,
+            fields,
+            start,
+            end,
+            need,
+            parallelism=parallelism,
+            coql_fields=coql_fields,
+            full_text_fields=rich_text_fields(field_metadata, fields),
         )
         reader = SlicedReader(
             window,

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from zoho_dagster.client.coql import COQL_COLUMNS, COQL_FIRST_PAGE, COQL_NEXT_PAGE
 from zoho_dagster.client.errors import ZohoAPIError
+from zoho_dagster.client.full_text import FullText
 from zoho_dagster.client.http import Need, ZohoHttp
 from zoho_dagster.client.timeutil import as_utc, header_datetime, parse_datetime
 from zoho_dagster.client.visibility import EVERY_RECORD
@@ -265,6 +266,7 @@ class WindowReader:
         coql_switch: "CoqlSwitch | None" = None,
         coql_first_page: int = COQL_FIRST_PAGE,
         scope: Mapping[str, str] = EVERY_RECORD,
+        full_text_fields: Sequence[str] = (),
     ) -> None:
         # coql_pass builds on PassReader, defined here, so it is imported when a window is made.
         from zoho_dagster.client.coql_pass import CoqlPassReader, CoqlSwitch
@@ -288,6 +290,8 @@ class WindowReader:
             for each in plan_passes(fields, self.coql_fields)
         ]
         self.parallelism = max(1, min(parallelism, len(self.passes)))
+        self.full_text_fields = tuple(name for name in full_text_fields if name in self.fields)
+        self.full_text = FullText(http, module, self.full_text_fields, need)
 
     @property
     def call_weight(self) -> int:
@@ -310,6 +314,7 @@ class WindowReader:
             self.coql_switch,
             COQL_NEXT_PAGE,
             self.scope,
+            self.full_text_fields,
         )
 
     @property
@@ -365,6 +370,11 @@ class WindowReader:
                 reader.lock.release()
 
     def __iter__(self) -> Iterator[list[Record]]:
+        """Complete records page by page, rich text whole (:mod:`zoho_dagster.client.full_text`)."""
+        for page in self._pages():
+            yield self.full_text.complete(page)
+
+    def _pages(self) -> Iterator[list[Record]]:
         if self.start >= self.end:
             return
         if len(self.passes) == 1:
@@ -430,6 +440,12 @@ class WindowReader:
             if page:
                 yield page
         yield from self._leftovers(pending)
+
+    def read_ids(self, ids: Sequence[str]) -> list[Record]:
+        """The records ``ids`` (at most 100) with every pass's fields, one version each, rich text whole:
+        the completion step of a window, for a reader of given ids (change notifications). Ids Zoho no longer
+        holds are left out."""
+        return self.full_text.complete(self._merge_all({str(rid): {} for rid in ids}))
 
     def _take_complete(self, pending: dict[str, dict[int, Record]]) -> list[Record]:
         """Merge and remove the records every pass has delivered, and, once 100 are waiting, those a pass

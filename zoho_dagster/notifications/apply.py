@@ -27,6 +27,7 @@ import sqlalchemy as sa
 from zoho_dagster.assets import _child_rows, _Meter
 from zoho_dagster.client import ZohoClient, record_fields
 from zoho_dagster.client.client import module_scope
+from zoho_dagster.client.full_text import rich_text_fields
 from zoho_dagster.client.http import Need
 from zoho_dagster.client.records import MAX_IDS_PER_CALL, WindowReader
 from zoho_dagster.client.visibility import is_system_key
@@ -55,15 +56,22 @@ class Applied:
     api_credits: int = 0
 
 
-def read_by_ids(client: ZohoClient, module: str, fields: Sequence[str], ids: Sequence[str]) -> Iterator[list]:
+def read_by_ids(
+    client: ZohoClient,
+    module: str,
+    fields: Sequence[str],
+    ids: Sequence[str],
+    full_text_fields: Sequence[str] = (),
+) -> Iterator[list]:
     """Pages of the records ``ids`` (at most 100 a page) with every field of ``fields``; ids Zoho no longer
-    holds (deleted since) are left out. Records API passes only: ``ids=`` is a Get Records parameter."""
+    holds (deleted since) are left out. Records API passes only: ``ids=`` is a Get Records parameter.
+    ``full_text_fields``: rich-text fields, read whole where the list API cut them (client/full_text.py)."""
     need = Need(module_scope(module), f"the {module} records")
     now = datetime.now(timezone.utc)
-    reader = WindowReader(client.http, module, fields, now, now, need)
+    reader = WindowReader(client.http, module, fields, now, now, need, full_text_fields=full_text_fields)
     for offset in range(0, len(ids), MAX_IDS_PER_CALL):
         # WindowReader's completion step: ids= for each pass, re-read until the passes agree (records.py).
-        page = reader._merge_all({record_id: {} for record_id in ids[offset : offset + MAX_IDS_PER_CALL]})
+        page = reader.read_ids(ids[offset : offset + MAX_IDS_PER_CALL])
         if page:
             yield page
 
@@ -96,7 +104,9 @@ def apply_stream(
             for f in record_stream.fields
             if f.get("api_name") not in (None, "id") and not is_system_key(str(f["api_name"]))
         ]
-        record_stream.pages = meter.wrap(read_by_ids(client, module, names, batch.changed))
+        record_stream.pages = meter.wrap(
+            read_by_ids(client, module, names, batch.changed, rich_text_fields(metadata, names))
+        )
         deletions: list[dict[str, Any]] = [
             {"id": record_id, "deleted_time": when.isoformat()} for record_id, when in batch.deleted.items()
         ]

@@ -4,6 +4,8 @@ from collections.abc import Iterable
 from datetime import datetime, timezone
 from typing import Any
 
+from zoho_dagster.simulator.schema import MODULES, RICH_TEXT_LIMIT
+
 WIDE_START = datetime(2000, 1, 1, tzinfo=timezone.utc)
 WIDE_END = datetime(2100, 1, 1, tzinfo=timezone.utc)
 
@@ -19,13 +21,27 @@ def projected(record: dict[str, Any], fields: Iterable[str]) -> dict[str, Any]:
     return {key: record.get(key) for key in keys}
 
 
+RICH_TEXT_FIELDS = frozenset(f.api_name for spec in MODULES for f in spec.fields if f.rich_text)
+"""The simulator's rich-text fields: a list answer carries their first 500 characters (ref. §2.5)."""
+
+
+def as_listed(record: dict[str, Any]) -> dict[str, Any]:
+    """The record as a list answer gives it: rich text cut to its first 500 characters (ref. §2.5)."""
+    return {
+        key: value[:RICH_TEXT_LIMIT] if key in RICH_TEXT_FIELDS and isinstance(value, str) else value
+        for key, value in record.items()
+    }
+
+
 def truth_window(
-    truth: dict[str, Any], fields: Iterable[str], start: datetime, end: datetime
+    truth: dict[str, Any], fields: Iterable[str], start: datetime, end: datetime, whole_text: bool = False
 ) -> dict[str, dict[str, Any]]:
-    """The truth's records with ``start <= Modified_Time < end``, projected to ``fields``, by id."""
+    """The truth's records with ``start <= Modified_Time < end``, projected to ``fields``, by id: as a list
+    answer gives them (rich text cut), or with ``whole_text`` as a read given the fields metadata does
+    (client/full_text.py)."""
     names = list(fields)
     return {
-        record["id"]: projected(record, names)
+        record["id"]: projected(record if whole_text else as_listed(record), names)
         for record in truth["data"]
         if start <= utc(record["Modified_Time"]) < end
     }

@@ -19,7 +19,7 @@ from zoho_dagster.assets import build_stream_assets
 from zoho_dagster.postgres.engine import make_engine
 from zoho_dagster.postgres.io_manager import PostgresIOManager
 from zoho_dagster.resource import ZohoCRMResource
-from zoho_dagster.simulator.schema import MODULES_BY_NAME, RICH_TEXT_LIMIT
+from zoho_dagster.simulator.schema import MODULES_BY_NAME
 from zoho_dagster.streams import CATALOG, StreamSpec
 
 FAST = 100.0
@@ -140,13 +140,9 @@ def expected_value(value: Any, data_type: str, api_name: str) -> Any:
 
 
 def as_listed(spec: Any, record: dict[str, Any]) -> dict[str, Any]:
-    """The truth's record as Zoho's list API gives it: rich text cut to its first 500 characters (ref. §2.5),
-    unused fields left out."""
-    listed = {k: v for k, v in record.items() if k not in spec.unused_fields}
-    for name in spec.rich_fields:
-        if isinstance(listed.get(name), str):
-            listed[name] = listed[name][:RICH_TEXT_LIMIT]
-    return listed
+    """The truth's record as a sync stores it: unused fields left out (not in the default fields metadata,
+    ref. §3.3). Rich text stays whole: the sync reads what the list API cut (client/full_text.py)."""
+    return {k: v for k, v in record.items() if k not in spec.unused_fields}
 
 
 def assert_rows_match_truth(database_url: str, stream: str, module: str, records: dict[str, dict]) -> None:
