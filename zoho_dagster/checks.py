@@ -107,7 +107,8 @@ def row_count_result(
         if counts.live - counts.recent_live <= zoho_count <= counts.live + counts.recent_deleted
     ]
     passed = bool(matched)
-    scope, counts = matched[0] if matched else scopes[0]
+    # Failing, the report takes the scope the count misses by least.
+    scope, counts = matched[0] if matched else min(scopes, key=lambda item: abs(zoho_count - item[1].live))
     live, recent_live, recent_deleted = counts.live, counts.recent_live, counts.recent_deleted
     low, high = live - recent_live, live + recent_deleted
     verdict = "within" if passed else "outside"

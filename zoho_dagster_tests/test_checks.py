@@ -44,6 +44,16 @@ def live_truth(simulator: object, module: str) -> list[dict]:
     return simulator.control.truth(module)["data"]  # type: ignore[attr-defined]
 
 
+def shown_truth(simulator: object, module: str) -> list[dict]:
+    """The records Zoho's list API shows by default (not converted, not awaiting approval): what the
+    simulator's count API counts under its strict reading (docs/zoho-crm-api.md §10)."""
+    return [
+        r
+        for r in live_truth(simulator, module)
+        if r.get("$converted") is not True and r.get("$approved") is not False
+    ]
+
+
 @pytest.fixture(scope="module")
 def _small_simulator() -> Iterator[object]:
     """A simulator with 300 leads (still more than 50 fields): a full sync per test stays a few seconds."""
@@ -104,9 +114,13 @@ def test_all_checks_pass_after_a_full_sync(
     assert set(checks) == {ROW_COUNT, UNIQUE_IDS, FRESHNESS, COLUMNS}
     assert all(check.passed for check in checks.values()), {n: c.description for n, c in checks.items()}
     expected = len(live_truth(simulator, "Leads"))
+    shown = len(shown_truth(simulator, "Leads"))
+    assert shown < expected  # the org has converted leads and leads awaiting approval
     count = checks[ROW_COUNT].metadata
-    assert count["zoho_count"].value == expected
+    assert count["zoho_count"].value == shown
     assert count["table_live_rows"].value == expected
+    assert count["table_rows_hidden_by_default"].value == expected - shown
+    assert count["compared_scope"].value == "records the list API shows by default"
     assert checks[UNIQUE_IDS].metadata["rows"].value >= expected
     assert checks[COLUMNS].metadata["differences"].value == 0
 
@@ -125,21 +139,23 @@ def test_row_count_tolerates_only_zoho_lag(leads_table: None, simulator: object,
     new_id = control.create("Leads", {"Last_Name": "Lagging", "Company": "Lag Ltd"})
     with dg.instance_for_test() as instance:
         assert dg.materialize(
-            build_one_partition(), partition_key=today_key(), instance=instance,
+            build_one_partition(),
+            partition_key=today_key(),
+            instance=instance,
             resources=resources(simulator, database_url),
         ).success
     control.delete("Leads", new_id)
     lagging = check()
     assert lagging.passed, lagging.description
     assert lagging.metadata["rows_modified_within_lag"].value >= 1
-    assert lagging.metadata["zoho_count"].value == len(live_truth(simulator, "Leads"))
+    assert lagging.metadata["zoho_count"].value == len(shown_truth(simulator, "Leads"))
 
     # An old lead deleted in Zoho and not yet synced: no lag explains it, the check fails by exactly one.
-    old = min(live_truth(simulator, "Leads"), key=lambda record: record["Modified_Time"])
+    old = min(shown_truth(simulator, "Leads"), key=lambda record: record["Modified_Time"])
     control.delete("Leads", old["id"])
     stale = check()
     assert not stale.passed
-    assert stale.metadata["zoho_count"].value == len(live_truth(simulator, "Leads"))
+    assert stale.metadata["zoho_count"].value == len(shown_truth(simulator, "Leads"))
     assert stale.metadata["difference"].value == -2  # the old lead and the lagging one: both still live here
 
 
@@ -201,7 +217,9 @@ def test_freshness_of_the_open_partition(simulator: object, database_url: str) -
         assert not freshness_result(instance, stream("users"), now, interval).passed
 
         assert dg.materialize(
-            build_one_partition(), partition_key=today_key(), instance=instance,
+            build_one_partition(),
+            partition_key=today_key(),
+            instance=instance,
             resources=resources(simulator, database_url),
         ).success
         synced = datetime.now(UTC)
@@ -237,6 +255,11 @@ def test_row_count_counts_only_the_history_since_the_anchor(
     anchor = modified[len(modified) // 2].date()
     monkeypatch.setenv("ZOHO_CRM_ANCHOR_DATE", anchor.isoformat())
     since_anchor = sum(1 for moment in modified if moment.date() >= anchor)
+    shown_since_anchor = sum(
+        1
+        for record in shown_truth(simulator, "Leads")
+        if datetime.fromisoformat(record["Modified_Time"]).astimezone(UTC).date() >= anchor
+    )
     assert 0 < since_anchor < len(modified)
     with dg.instance_for_test() as instance:
         result = materialize_range(
@@ -245,8 +268,22 @@ def test_row_count_counts_only_the_history_since_the_anchor(
     checks = evaluations(result)
     count = checks[ROW_COUNT]
     assert count.passed, count.description
-    assert count.metadata["zoho_count"].value == since_anchor
+    assert count.metadata["zoho_count"].value == shown_since_anchor
     assert count.metadata["table_live_rows"].value == since_anchor
+
+
+def test_row_count_matches_a_count_of_every_record_too(
+    leads_table: None, simulator: object, database_url: str
+) -> None:
+    """Whether Zoho's count includes converted records and records awaiting approval is UNCONFIRMED: under the
+    simulator's permissive reading the same table passes, compared with every row."""
+    simulator.control.set_readings(count_includes_hidden=True)  # type: ignore[attr-defined]
+    client = zoho_resource(simulator, database_url).get_client()
+    with make_engine(database_url).connect() as conn:
+        result = row_count_result(conn, TARGET, client.count("Leads"), datetime.now(UTC), LAG)
+    assert result.passed, result.description
+    assert result.metadata["zoho_count"].value == len(live_truth(simulator, "Leads"))
+    assert result.metadata["compared_scope"].value == "every record"
 
 
 def test_the_freshness_checks_run_alone_on_a_schedule(simulator: object, database_url: str) -> None:
@@ -268,7 +305,9 @@ def test_the_freshness_checks_run_alone_on_a_schedule(simulator: object, databas
         if before - before.replace(hour=0, minute=0, second=0, microsecond=0) > timedelta(minutes=5):
             assert not evaluation.passed, evaluation.description
         assert dg.materialize(
-            build_one_partition(), partition_key=today_key(), instance=instance,
+            build_one_partition(),
+            partition_key=today_key(),
+            instance=instance,
             resources=resources(simulator, database_url),
         ).success
         fresh = job.execute_in_process(instance=instance)
