@@ -33,6 +33,9 @@ counted, asked or estimated.
     chunk. No API counts them before they are read (whether the count API includes them is UNCONFIRMED), so
     a module with H such records spends up to about 2 * ceil(F / 49) * ceil(H / 200) more: for Leads, of
     which a third may be converted, this is the largest part of the gap between estimate and spend;
+- rich text (``client/full_text.py``): one single-record read per record whose rich-text value the list API
+  cut at 500 characters; how many pass 500 is unknown before they are read, so ceil(N / 2) is assumed
+  (nothing when Bulk Read's CSV carries the rich-text fields whole);
 - child tables (subforms, multi-select and multi-user lookups): ceil(N / 50) COQL calls per field, batches
   of 50 parents at 1 credit for up to 200 rows (§3.8), plus the subform module's fields metadata (1);
 - Deals: 1 per deal for its stage history (one related-list call per deal);
@@ -61,6 +64,7 @@ from zoho_dagster.client import (
 from zoho_dagster.client.bulk import LAYOUT_TYPE
 from zoho_dagster.client.client import BULK_UNSERVED
 from zoho_dagster.client.coql import COQL_COLUMNS, COQL_FIRST_PAGE, COQL_NEXT_PAGE, coql_cost
+from zoho_dagster.client.full_text import rich_text_fields
 from zoho_dagster.client.visibility import HIDDEN_SETS
 from zoho_dagster.postgres import credit_ledger
 from zoho_dagster.postgres.database import resolve_database_url
@@ -165,6 +169,11 @@ def estimate_credits(
     else:
         parts["records"] = records_passes * max(1, math.ceil(records / PER_PAGE))
         parts["records"] += coql_passes_count * _coql_pass_credits(records)
+    rich = rich_text_fields(listable, {str(f.get("api_name")) for f in listable})
+    if records and rich and (bulk is None or any(name in bulk[1] for name in rich)):
+        # At most one single-record read per record whose rich text the list API cut (client/full_text.py);
+        # how many values pass 500 characters is not known before they are read: half is assumed.
+        parts["rich_text"] = math.ceil(records / 2)
     children = [f for f in metadata if f.get("data_type") in LIST_UNSUPPORTED_TYPES]
     if records and children:
         batches = math.ceil(records / COQL_PARENTS)

@@ -164,7 +164,18 @@ def test_discover_then_star_adds_the_custom_module(
     modules = read_discovery(discovery)
     # Beyond the default set the simulator serves the custom Vehicles and the standard modules the issue
     # names; its subform and linking modules are children of their parents' streams, never streams.
-    beyond = {"Vehicles", "Invoices", "Sales_Orders", "Purchase_Orders", "Price_Books", "Cases", "Solutions"}
+    # Appointments__s and Services__s are record modules too (docs/zoho-crm-api.md §3.1).
+    beyond = {
+        "Vehicles",
+        "Invoices",
+        "Sales_Orders",
+        "Purchase_Orders",
+        "Price_Books",
+        "Cases",
+        "Solutions",
+        "Appointments__s",
+        "Services__s",
+    }
     assert modules is not None
     record_modules = {m.api_name for m in modules if m.is_record_stream}
     assert beyond <= record_modules
@@ -174,6 +185,7 @@ def test_discover_then_star_adds_the_custom_module(
     assert result["vehicles"] == ("incremental", "zoho_crm.vehicles")
     assert result["sales_orders"] == ("incremental", "zoho_crm.sales_orders")
     assert result["price_books"] == ("incremental", "zoho_crm.price_books")
+    assert result["appointments_s"] == ("incremental", "zoho_crm.appointments_s")
     assert len(result) == len(SEED_INCREMENTAL) + len(SEED_FULL_REFRESH) + len(beyond)
     replicated = parse_replication(SEED_ALL, discovery_file=discovery)
     (vehicles,) = [r for r in replicated if r.spec.name == "vehicles"]

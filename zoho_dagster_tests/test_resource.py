@@ -7,6 +7,7 @@ import pytest
 
 from zoho_dagster.client import ZohoClient, ZohoConfigError
 from zoho_dagster.resource import ZohoCRMResource
+from zoho_dagster_tests.client.helpers import shown_by_default
 
 
 def _environ(org: dict[str, Any], database_url: str) -> dict[str, str]:
@@ -92,7 +93,7 @@ def test_sling_connection_variable_configures_the_resource(simulator: Any, datab
     )
     client = ZohoCRMResource(connection=connection, database_url=database_url).get_client()
     assert isinstance(client, ZohoClient)
-    assert client.count("Leads") == len(simulator.control.truth("Leads")["data"])
+    assert client.count("Leads") == len(shown_by_default(simulator.control.truth("Leads")))  # strict (§10)
 
 
 def test_repr_masks_secrets() -> None:

@@ -68,3 +68,9 @@ def field_names(fields_metadata: list[dict[str, Any]]) -> list[str]:
     return [
         field["api_name"] for field in fields_metadata if field.get("data_type") not in SINGLE_RECORD_ONLY
     ]
+
+
+def shown_by_default(truth: dict[str, Any]) -> list[dict[str, Any]]:
+    """The truth's records Zoho's list API shows without ``converted``/``approved`` (not converted, not
+    awaiting approval): what the simulator's count API counts under its strict reading (ref. §10)."""
+    return [r for r in truth["data"] if r.get("$converted") is not True and r.get("$approved") is not False]
