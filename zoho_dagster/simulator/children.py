@@ -135,9 +135,24 @@ class Children:
             value = row.get(f.api_name)
             if f.data_type in ("userlookup", "ownerlookup") and isinstance(value, int):
                 value = self.gen.users[value].ref()
+            elif f.data_type == "lookup" and isinstance(value, dict) and f.lookup:
+                value = self._current_ref(f.lookup, value)
             out[f.api_name] = value
         out["id"] = row["id"]
         return out
+
+    def _current_ref(self, module: str, ref: dict[str, Any]) -> dict[str, Any]:
+        """A lookup as Zoho renders it: the target's current display name (the row keeps the name it was
+        written with, which an edit or deletion of the target may have changed since); UNCONFIRMED for a
+        deleted target, whose name is given as null as COQL's dot relation gives it."""
+        target = module_spec(module)
+        index = self.store.index_of(module, str(ref.get("id"))) if target is not None else None
+        full = self.store.rendered(module, index) if index is not None else None
+        if target is None:
+            return ref
+        # A deleted target has no display name, as COQL's dot relation to it has none.
+        name = full.get(target.name_field) if full is not None else None
+        return {**ref, "name": None if name is None else str(name)}
 
     def in_parent(
         self, child: ModuleSpec, parent_full: dict[str, Any], row: dict[str, Any]

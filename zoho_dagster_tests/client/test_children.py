@@ -114,12 +114,18 @@ def test_rows_of_every_child_field_equal_the_truth(
 ) -> None:
     truth = simulator.control.truth(module)
     parents = [str(record["id"]) for record in truth["data"]]
+    # Parents awaiting approval (or converted): the strict simulator's COQL leaves their rows out, so the
+    # writer names them and their rows come from single-record reads (docs/zoho-crm-api.md §10).
+    hidden = [
+        str(r["id"]) for r in truth["data"] if r.get("$approved") is False or r.get("$converted") is True
+    ]
+    assert hidden
     with make_client() as client:
         children = reader(client, module)
         for child in children.children:
             if child.kind == "related":
                 continue  # stage history: its own test, one call per deal
-            read = by_id(children.rows(child, parents))
+            read = by_id(children.rows(child, parents, hidden))
             names = lookup_names(simulator, child.module)
             assert_rows_equal_truth(read, truth["children"][child.field], child.parent_field, names)
             assert read, f"the simulator seeds {child.field} rows"
@@ -174,7 +180,8 @@ def test_a_thousand_parents_cost_a_fraction_of_a_credit_each(
 
 def test_coql_is_retried_like_any_read(simulator: Any, make_client: ClientFactory) -> None:
     truth = simulator.control.truth("Quotes")
-    parents = [str(record["id"]) for record in truth["data"]][:40]
+    shown = [r for r in truth["data"] if r.get("$approved") is not False]  # COQL's parents (ref. §10)
+    parents = [str(record["id"]) for record in shown][:40]
     want = [row for row in truth["children"]["Quoted_Items"] if str(row["_parent_id"]) in set(parents)]
     with make_client() as client:
         children = reader(client, "Quotes")
