@@ -222,15 +222,9 @@ def _exportable(meta: Mapping[str, Any]) -> bool:
         return json_type == "jsonobject"
     if data_type == "multiselectpicklist":
         return json_type == "jsonarray"
-    if is_rich_text(meta):
-        return False  # list answers cut rich text to 500 characters (§2.5, §4.1): the CSV's full text differs
+    # Rich text: the CSV carries the whole value, which the records API route also stores (it reads again what
+    # the list cut, client/full_text.py), so the CSV stands for it (§4.1).
     return json_type in SCALAR_JSON_TYPES  # no json_type at all (§3.3 pitfall): do not guess
-
-
-def is_rich_text(meta: Mapping[str, Any]) -> bool:
-    """Whether the field is a rich-text multi-line field (``textarea: {"type": "rich_text"}``)."""
-    textarea = meta.get("textarea")
-    return isinstance(textarea, Mapping) and textarea.get("type") == "rich_text"
 
 
 def bulk_exportable(fields_metadata: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[str]]:
@@ -240,9 +234,10 @@ def bulk_exportable(fields_metadata: Sequence[Mapping[str, Any]]) -> tuple[list[
     ``json_type``, multi-select picklists, lookups and user lookups (through dot-notation columns), ``Tag``
     (names in the cell, ``{"name", "id"}`` from the tags API) and ``Layout`` (the id in the cell, the name
     from the layouts API). File and image uploads, territories, reminders, consent lookups, multi-module
-    lookups, the line items ``Product_Details`` and ``Pricing_Details``, rich text (docs/zoho-crm-api.md
-    §4.1) and fields without a ``json_type`` are not; a Bulk Read of the window reads them by another route
-    (:mod:`zoho_dagster.client.bulk_join`), so none of them costs the module its Bulk Read.
+    lookups, the line items ``Product_Details`` and ``Pricing_Details`` and fields without a ``json_type``
+    are not; a Bulk Read of the window reads them by another route (:mod:`zoho_dagster.client.bulk_join`),
+    so none of them costs the module its Bulk Read. Rich text is exportable: the CSV's whole value is what
+    the records API route stores too (docs/zoho-crm-api.md §4.1).
     """
     bulk: list[str] = []
     records_only: list[str] = []
