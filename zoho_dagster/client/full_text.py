@@ -10,11 +10,14 @@ so windows read with Bulk Read pay nothing for it.
 """
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from zoho_dagster.client.http import Need, ZohoHttp
 from zoho_dagster.client.visibility import EVERY_RECORD
 
+READ_WORKERS = 8
+"""Single-record reads of one page in flight at most (the limiter may allow fewer)."""
 LIST_TEXT_LIMIT = 500
 """Characters of a rich-text value a list answer carries (docs/zoho-crm-api.md §2.5)."""
 
@@ -40,21 +43,26 @@ def maybe_cut(record: Mapping[str, Any], fields: Sequence[str]) -> bool:
 class FullText:
     """Completes the rich-text values a list answer may have cut, one single-record read per record."""
 
-    def __init__(self, http: ZohoHttp, module: str, fields: Sequence[str], need: Need) -> None:
+    def __init__(
+        self, http: ZohoHttp, module: str, fields: Sequence[str], need: Need, workers: int = READ_WORKERS
+    ) -> None:
         self.http = http
         self.module = module
         self.fields = list(fields)
         self.need = need
+        self.workers = max(1, workers)
 
     def complete(self, page: list[Record]) -> list[Record]:
         """``page`` with the whole text of every possibly cut rich-text value (a record gone from Zoho keeps
-        what the list gave: the deletions stream marks it)."""
-        if not self.fields:
+        what the list gave: the deletions stream marks it). The reads of one page run concurrently; the
+        client's limiter keeps them within the org's concurrency."""
+        cut = [record for record in page if self.fields and maybe_cut(record, self.fields)]
+        if not cut:
             return page
-        for record in page:
-            if maybe_cut(record, self.fields):
-                whole = self._read(str(record["id"]))
-                record.update({name: whole[name] for name in self.fields if name in whole})
+        with ThreadPoolExecutor(min(self.workers, len(cut)), thread_name_prefix="zoho-text") as pool:
+            wholes = list(pool.map(lambda record: self._read(str(record["id"])), cut))
+        for record, whole in zip(cut, wholes, strict=True):
+            record.update({name: whole[name] for name in self.fields if name in whole})
         return page
 
     def _read(self, record_id: str) -> Record:

@@ -454,13 +454,15 @@ INDEPENDENT = frozenset({"layout", "currency_code", "exchange_rate", "rich_html"
 
 
 def rich_html(draw: int) -> str | None:
-    """A rich-text value (HTML): null for one record in four, else paragraphs of 1 to 12 sentences; about half
-    are longer than the 500 characters a list answer carries (docs/zoho-crm-api.md §2.5)."""
+    """A rich-text value (HTML): null for one record in four, else a few short paragraphs, or for one value in
+    five 6 to 12 of them, longer than the 500 characters a list answer carries (docs/zoho-crm-api.md §2.5):
+    each such value costs a sync a single-record read, so most stay short, as notes mostly are."""
     rng = random.Random(draw)
     if rng.random() < 0.25:
         return None
     paragraphs = []
-    for _ in range(rng.randrange(1, 13)):
+    count = rng.randrange(6, 13) if rng.random() < 0.2 else rng.randrange(1, 4)
+    for _ in range(count):
         words = " ".join(rng.choice(WORDS) for _ in range(rng.randrange(6, 14))).capitalize()
         emphasis = rng.choice(WORDS)
         paragraphs.append(f"<p>{words} <b>{emphasis}</b> &amp; {rng.choice(WORDS)}.</p>")
