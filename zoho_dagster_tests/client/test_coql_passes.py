@@ -62,8 +62,10 @@ def test_a_window_read_with_coql_passes_equals_the_records_api_read(
     coql_pages = during.get(LEADS, 0) - before.get(LEADS, 0)
     records_pages = after.get(LEADS, 0) - during.get(LEADS, 0)
     assert coql_calls > 0
-    # The COQL pass reads ten times more a call: the read takes about half the records API's calls.
-    assert coql_pages + coql_calls < 0.7 * records_pages
+    # The COQL pass reads ten times more a call; under the simulator's strict reading COQL leaves out the
+    # converted and awaiting-approval leads (a third here), which ids= completes, 100 a call: the read then
+    # costs about what two records API passes cost, never more than a few pages above it.
+    assert coql_pages + coql_calls <= 1.3 * records_pages
 
 
 def test_a_window_of_one_page_costs_what_the_records_api_costs(
@@ -81,9 +83,12 @@ def test_a_window_of_one_page_costs_what_the_records_api_costs(
     assert 0 < len(got) < 200
     # Rich text past the list's 500 characters: one single-record read each (client/full_text.py).
     long = sum(1 for record in got.values() if len(record.get("Rich_Description__c") or "") > 500)
-    assert client.stats.calls - calls == 2 + long  # one page per pass, the floor ceil(N/200) * ceil(F/50)
+    # Leads COQL leaves out (strict reading: converted, awaiting approval) come by one ids= call.
+    hidden = [r for r in truth["data"] if r["id"] in got and (r["$converted"] or r["$approved"] is False)]
+    extra = long + (1 if hidden else 0)
+    assert client.stats.calls - calls == 2 + extra  # one page per pass, the floor ceil(N/200) * ceil(F/50)
     # The COQL page asked limit 200: 1 credit (docs/zoho-crm-api.md §3.8), as the records API's page.
-    assert client.stats.credits - credits == 2 + long
+    assert client.stats.credits - credits == 2 + extra
     assert _calls(simulator).get(COQL) == 1
 
 
