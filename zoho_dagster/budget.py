@@ -31,11 +31,13 @@ counted, asked or estimated.
   - the records a job may leave out (converted, awaiting approval: §4.1), read whole with the records API,
     two sets per chunk: priced at their floor, one page per records API pass (ceil(F / 49)) per set per
     chunk. No API counts them before they are read (whether the count API includes them is UNCONFIRMED), so
-    a module with H such records spends up to about 2 * ceil(F / 49) * ceil(H / 200) more: for Leads, of
-    which a third may be converted, this is the largest part of the gap between estimate and spend;
+    a module with H such records spends up to about 2 * ceil(F / 49) * ceil(H / 200) more, plus one
+    single-record read for each of them whose rich text the list cut (``client/full_text.py``; the CSV's
+    rich text is whole, theirs comes from the records API): for Leads, of which a third may be converted,
+    this is the largest part of the gap between estimate and spend;
 - rich text (``client/full_text.py``): one single-record read per record whose rich-text value the list API
   cut at 500 characters; how many pass 500 is unknown before they are read, so ceil(N / 2) is assumed
-  (nothing when Bulk Read's CSV carries the rich-text fields whole);
+  (nothing when Bulk Read's CSV carries the rich-text fields whole: the hidden sets' reads above);
 - child tables (subforms, multi-select and multi-user lookups): ceil(N / 50) COQL calls per field, batches
   of 50 parents at 1 credit for up to 200 rows (§3.8), plus the subform module's fields metadata (1);
 - Deals: 1 per deal for its stage history (one related-list call per deal);

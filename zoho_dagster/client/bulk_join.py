@@ -1,7 +1,7 @@
 """One chunk of a window read with Bulk Read, whatever its fields and whatever Bulk Read leaves out.
 
 Why: a Bulk Read job exports 200,000 records for a few calls, where the records API takes 1,000 calls per
-50-field pass; but the CSV cannot carry every field as the records API renders it (rich text, uploads; a
+50-field pass; but the CSV cannot carry every field as the records API renders it (uploads, reminders; a
 layout whose name the layouts API does not give), and whether Bulk Read exports converted records and records
 awaiting approval is UNCONFIRMED (docs/zoho-crm-api.md §4, :mod:`zoho_dagster.client.visibility`). Refusing
 Bulk Read for any of these would put a million-record backfill back on the records API; ignoring them would
@@ -26,6 +26,11 @@ lose fields or records without an error. So a chunk ``[start, end)`` (at most 20
    are completed with ``ids=`` calls (records API, 100 ids a call, every record visible), as
    ``WindowReader`` completes its passes. A record is never dropped because one side lacks it, and never
    emitted half-filled; one deleted meanwhile (``ids=`` no longer finds it) is left to the deletions stream.
+
+Rich text is whole on every route (:mod:`zoho_dagster.client.full_text`): the CSV carries it whole, so a CSV
+row needs nothing more, unless its value is exactly as long as the list API's cut (in case Zoho's CSV cuts
+too, UNCONFIRMED); what the records API's lists gave (the hidden sets, ``ids=`` completions) is read again
+whole where the list may have cut it, one single-record read per such record.
 
 A row of the CSV that no hidden set gave is, by construction, neither converted nor awaiting approval as of
 the hidden sets' read, which comes after the job's snapshot. It gets ``$approved: true`` and
@@ -53,7 +58,7 @@ from zoho_dagster.client.bulk import BulkReader
 from zoho_dagster.client.coql import COQL_COLUMNS, COQL_NEXT_PAGE
 from zoho_dagster.client.coql_pass import CoqlPassReader, CoqlSwitch
 from zoho_dagster.client.errors import ZohoAPIError
-from zoho_dagster.client.full_text import rich_text_fields
+from zoho_dagster.client.full_text import LIST_TEXT_LIMIT, FullText, rich_text_fields
 from zoho_dagster.client.http import Need, ZohoHttp
 from zoho_dagster.client.records import (
     CURSOR_FIELD,
@@ -166,6 +171,9 @@ class BulkJoin:
         self.sliced: SlicedRead = sliced or (lambda window: window)
         self.defaults = shown_system_keys(fields_metadata)
         self.full_text_fields = rich_text_fields(fields_metadata, wanted)
+        self.full_text = FullText(http, module, self.full_text_fields, need)
+        """Rich text a list answer (an ``ids=`` completion) cut, read again whole (client/full_text.py); and a
+        CSV value exactly as long as the list's cut, in case Zoho's CSV cuts it too (UNCONFIRMED, §4.1)."""
         self.bulk = BulkReader(
             http,
             module,
@@ -300,6 +308,16 @@ class BulkJoin:
 
     def _join(self, rows: list[Record], todo: dict[str, _Pending]) -> list[Record]:
         """Part 4, one page of CSV rows: whole records out, the others into ``todo``."""
+        output = self._join_rows(rows, todo)
+        recheck = [
+            record
+            for record in output
+            if any(len(record.get(name) or "") == LIST_TEXT_LIMIT for name in self.full_text_fields)
+        ]
+        self.full_text.complete(recheck)  # in place
+        return output
+
+    def _join_rows(self, rows: list[Record], todo: dict[str, _Pending]) -> list[Record]:
         output: list[Record] = []
         for row in rows:
             self.counts["bulk rows"] += 1
@@ -357,8 +375,10 @@ class BulkJoin:
         return record
 
     def _complete(self, todo: dict[str, _Pending]) -> list[Record]:
-        """Fetch what each pending record lacks with ``ids=`` until its parts are one whole version."""
+        """Fetch what each pending record lacks with ``ids=`` until its parts are one whole version; rich
+        text an ``ids=`` answer carried is then read whole."""
         ready: list[Record] = []
+        listed: list[Record] = []
         for fetched in range(COMPLETION_ROUNDS + 1):
             wants: dict[tuple[str, ...], list[str]] = {}
             for rid in list(todo):
@@ -370,7 +390,10 @@ class BulkJoin:
                 if not missing and pending.needs_api and not any(api for _, api in pending.parts):
                     missing = (CURSOR_FIELD,)  # only for the records API's $ keys
                 if not missing:
-                    ready.append(self._whole(pending))
+                    record = self._whole(pending)
+                    ready.append(record)
+                    if any(api and set(self.full_text_fields) & part.keys() for part, api in pending.parts):
+                        listed.append(record)
                     del todo[rid]
                     continue
                 wants.setdefault(missing, []).append(rid)
@@ -382,6 +405,7 @@ class BulkJoin:
                 f"{self.module}: {len(todo)} record(s) kept changing while their fields were read by Bulk "
                 "Read and the records API; run the window again."
             )
+        self.full_text.complete(listed)  # in place
         return ready
 
     def _fetch(self, wants: dict[tuple[str, ...], list[str]], todo: dict[str, _Pending]) -> None:

@@ -6,10 +6,10 @@ fields and ``id`` (the records API also sends Zoho's ``$`` keys, which a CSV has
 records: the simulator's strict reading leaves converted records and records awaiting approval out of a job
 (UNCONFIRMED, ``set_readings(bulk_includes_hidden=…)``), so the expectation holds the records the records
 API marks neither (``$converted``, ``$approved``); ``test_bulk_join.py`` checks that a window read through
-the client gets the others too. The field lists are the modules' listable fields that a CSV carries
-(``bulk_exportable``: all but rich text), ``Tag`` included: its cell holds names, which the module's tags
-(``/settings/tags``) turn back into ``{"name", "id"}``; ``Layout`` too: its cell holds the id, which the
-module's layouts (``/settings/layouts``) name.
+the client gets the others too. The field lists are the modules' full listable lists (``listable_fields``;
+rich text included: the CSV carries it whole, as the records API route stores it), ``Tag`` included: its
+cell holds names, which the module's tags (``/settings/tags``) turn back into ``{"name", "id"}``; ``Layout``
+too: its cell holds the id, which the module's layouts (``/settings/layouts``) name.
 """
 
 import contextlib
@@ -91,10 +91,10 @@ def _reader(
 
 
 def _full_fields(client: ZohoClient, module: str) -> list[str]:
-    """Every field the records API lists for ``module`` that Bulk Read must export: all but rich text."""
+    """Every field the records API lists for ``module``, all of which Bulk Read must export."""
     metadata = listable_fields(client.list_fields(module))
     fields, records_only = bulk_exportable(metadata)
-    assert records_only == _rich_text(metadata)
+    assert records_only == []
     assert "Tag" in fields and "Layout" in fields
     return fields
 
@@ -106,11 +106,18 @@ def _rich_text(metadata: list[dict[str, Any]]) -> list[str]:
 
 
 def _listed(
-    client: ZohoClient, module: str, start: datetime, end: datetime, fields: list[str]
+    client: ZohoClient,
+    module: str,
+    start: datetime,
+    end: datetime,
+    fields: list[str],
+    metadata: list[dict[str, Any]] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """The records API's records of the window that a job exports under the simulator's strict reading
     (neither converted nor awaiting approval, by the records API's own ``$`` keys): requested fields, id."""
-    records = _by_id(client.iter_records(module, start, end, fields))
+    # With the fields metadata the records API route reads rich text whole, as the CSV carries it.
+    metadata = client.list_fields(module) if metadata is None else metadata
+    records = _by_id(client.iter_records(module, start, end, fields, metadata))
     return {
         rid: {key: record[key] for key in (*fields, "Modified_Time", "id") if key in record}
         for rid, record in records.items()
@@ -160,7 +167,7 @@ def _both_ways(
     end: datetime = WIDE_END,
     **options: Any,
 ) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]], BulkReader]:
-    expected = _listed(client, module, start, end, fields)
+    expected = _listed(client, module, start, end, fields, options.get("fields_metadata"))
     reader = _reader(client, module, fields, start, end, **options)
     return expected, _by_id(reader), reader
 
@@ -178,16 +185,15 @@ def _clock_sleep(simulator: RunningSimulator, waits: list[float]) -> Callable[[f
     return sleep
 
 
-def test_every_catalog_module_is_bulk_readable_with_all_its_listable_fields_but_rich_text(
+def test_every_catalog_module_is_bulk_readable_with_all_its_listable_fields(
     simulator: RunningSimulator, make_client: ClientFactory
 ) -> None:
     client = make_client()
     for module in CATALOG:
-        metadata = listable_fields(client.list_fields(module))
-        fields, records_only = bulk_exportable(metadata)
-        assert records_only == _rich_text(metadata), module
+        fields, records_only = bulk_exportable(listable_fields(client.list_fields(module)))
+        assert records_only == [], module
         assert "Tag" in fields and "Layout" in fields, module
-    assert _rich_text(listable_fields(client.list_fields("Leads")))  # Leads has one
+    assert _rich_text(listable_fields(client.list_fields("Leads")))  # Leads' rich text is exported too
 
 
 def test_leads_with_all_their_fields_come_back_identical(
@@ -466,6 +472,7 @@ def test_bulk_exportable_splits_by_what_a_csv_cell_carries() -> None:
         "Score",
         "Tag",
         "Layout",
+        "Notes_Rich",
         "Notes_Long",
     ]
     assert records_only == [
@@ -473,7 +480,6 @@ def test_bulk_exportable_splits_by_what_a_csv_cell_carries() -> None:
         "Items",
         "Colleagues",
         "Files",
-        "Notes_Rich",
         "Remind_At",
         "Broken__c",
         "Orphan_Lookup",
@@ -585,7 +591,7 @@ def test_the_permissive_reading_exports_converted_and_awaiting_records_too(
     """Whether a job exports them is UNCONFIRMED; read either way, a CSV row is the records API's record."""
     client = make_client()
     fields = _full_fields(client, "Leads")
-    every = _by_id(client.iter_records("Leads", WIDE_START, WIDE_END, fields))
+    every = _by_id(client.iter_records("Leads", WIDE_START, WIDE_END, fields, client.list_fields("Leads")))
     expected = {rid: {k: r[k] for k in (*fields, "Modified_Time", "id")} for rid, r in every.items()}
     simulator.control.set_readings(bulk_includes_hidden=True)
     try:
