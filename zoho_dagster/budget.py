@@ -36,7 +36,7 @@ counted, asked or estimated.
     rich text is whole, theirs comes from the records API): for Leads, of which a third may be converted,
     this is the largest part of the gap between estimate and spend;
 - rich text (``client/full_text.py``): one single-record read per record whose rich-text value the list API
-  cut at 500 characters; how many pass 500 is unknown before they are read, so ceil(N / 2) is assumed
+  cut at 500 characters; how many pass 500 is unknown before they are read, so ceil(N / 4) is assumed
   (nothing when Bulk Read's CSV carries the rich-text fields whole: the hidden sets' reads above);
 - child tables (subforms, multi-select and multi-user lookups): ceil(N / 50) COQL calls per field, batches
   of 50 parents at 1 credit for up to 200 rows (§3.8), plus the subform module's fields metadata (1);
@@ -174,8 +174,8 @@ def estimate_credits(
     rich = rich_text_fields(listable, {str(f.get("api_name")) for f in listable})
     if records and rich and (bulk is None or any(name in bulk[1] for name in rich)):
         # At most one single-record read per record whose rich text the list API cut (client/full_text.py);
-        # how many values pass 500 characters is not known before they are read: half is assumed.
-        parts["rich_text"] = math.ceil(records / 2)
+        # how many values pass 500 characters is not known before they are read: a quarter is assumed.
+        parts["rich_text"] = math.ceil(records / 4)
     children = [f for f in metadata if f.get("data_type") in LIST_UNSUPPORTED_TYPES]
     if records and children:
         batches = math.ceil(records / COQL_PARENTS)

@@ -86,8 +86,8 @@ def _expected_credits(simulator: Any) -> int:
     coql_passes = math.ceil(max(0, left_over) / 48)
     records_pages = records_passes * max(1, math.ceil(records / 200))
     coql_pages = coql_passes * (1 + 3 * math.ceil(max(0, records - 200) / 2000))
-    # Rich text the list cut is read whole, one record a call; half the values are assumed to pass 500.
-    rich_text = math.ceil(records / 2) if spec.rich_fields else 0
+    # Rich text the list cut is read whole, one record a call; a quarter of the values is assumed to pass 500.
+    rich_text = math.ceil(records / 4) if spec.rich_fields else 0
     return 1 + 1 + records_pages + coql_pages + rich_text + 1
 
 
