@@ -22,6 +22,7 @@ from zoho_dagster.postgres.engine import make_engine
 from zoho_dagster.postgres.tables import TableName
 from zoho_dagster.replication import ReplicatedStream
 from zoho_dagster.streams import stream
+from zoho_dagster_tests.client.helpers import shown_by_default
 from zoho_dagster_tests.operations_support import (
     earliest_modified,
     materialize_range,
@@ -45,13 +46,8 @@ def live_truth(simulator: object, module: str) -> list[dict]:
 
 
 def shown_truth(simulator: object, module: str) -> list[dict]:
-    """The records Zoho's list API shows by default (not converted, not awaiting approval): what the
-    simulator's count API counts under its strict reading (docs/zoho-crm-api.md §10)."""
-    return [
-        r
-        for r in live_truth(simulator, module)
-        if r.get("$converted") is not True and r.get("$approved") is not False
-    ]
+    """What the simulator's count API counts under its strict reading (docs/zoho-crm-api.md §10)."""
+    return shown_by_default(simulator.control.truth(module))  # type: ignore[attr-defined]
 
 
 @pytest.fixture(scope="module")

@@ -29,6 +29,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 
 from zoho_dagster.client.children import LINK, PARENT_KEY, RELATED, ChildField
+from zoho_dagster.postgres import queries
 from zoho_dagster.postgres import schema as sc
 from zoho_dagster.postgres.queries import cursor_column, table_columns
 from zoho_dagster.postgres.tables import TableName
@@ -132,7 +133,7 @@ def _hidden_parents(conn: sa.Connection, stage: sa.Table, ids: list[str]) -> set
     """The staged parents among ``ids`` that Zoho's list API shows only when asked (converted, or awaiting
     approval, by the ``$`` keys they came with; client/visibility.py): their child rows need another route."""
     raw = stage.c._raw
-    hidden = sa.or_(raw["$converted"].as_boolean().is_(True), raw["$approved"].as_boolean().is_(False))
+    hidden = sa.or_(*(raw[key].as_boolean().is_(value) for key, value in queries.HIDDEN_BY_DEFAULT))
     query = sa.select(stage.c.id).distinct().where(stage.c.id.in_(ids), hidden)
     return {str(value) for value in conn.execute(query).scalars()}
 
