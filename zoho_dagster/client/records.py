@@ -292,6 +292,9 @@ class WindowReader:
         self.parallelism = max(1, min(parallelism, len(self.passes)))
         self.full_text_fields = tuple(name for name in full_text_fields if name in self.fields)
         self.full_text = FullText(http, module, self.full_text_fields, need)
+        # Each pass's (last_seen, done) as of the last page the join has taken in, not the pass's live state:
+        # a pass reading its next page in a pool thread moves past records the join has not received yet.
+        self._reached: list[tuple[datetime | None, bool]] = [(None, False)] * len(self.passes)
 
     @property
     def call_weight(self) -> int:
@@ -396,8 +399,7 @@ class WindowReader:
             active = [(index, reader) for index, reader in enumerate(self.passes) if not reader.done]
             pages = fetch([reader for _, reader in active])
             for (index, _), page in zip(active, pages, strict=True):
-                for record in page:
-                    pending.setdefault(str(record["id"]), {})[index] = record
+                self._take_in(index, page, pending)
             page = self._take_complete(pending)
             if page:
                 yield page
@@ -430,8 +432,7 @@ class WindowReader:
             finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
             for future in finished:
                 index = in_flight.pop(future)
-                for record in future.result():
-                    pending.setdefault(str(record["id"]), {})[index] = record
+                self._take_in(index, future.result(), pending)
             page = self._take_complete(pending)
             if page and not ahead:  # the first page: nothing is read ahead while the consumer holds it
                 yield page
@@ -440,6 +441,14 @@ class WindowReader:
             if page:
                 yield page
         yield from self._leftovers(pending)
+
+    def _take_in(self, index: int, page: list[Record], pending: dict[str, dict[int, Record]]) -> None:
+        """Hold pass ``index``'s page for the join and note how far that pass has delivered. Called while the
+        pass is idle (its page is in hand), so its ``last_seen`` and ``done`` describe what it has given."""
+        for record in page:
+            pending.setdefault(str(record["id"]), {})[index] = record
+        reader = self.passes[index]
+        self._reached[index] = (reader.last_seen, reader.done)
 
     def read_ids(self, ids: Sequence[str]) -> list[Record]:
         """The records ``ids`` (at most 100) with every pass's fields, one version each, rich text whole:
@@ -461,8 +470,9 @@ class WindowReader:
     def _overtaken(self, pending: dict[str, dict[int, Record]]) -> dict[str, dict[int, Record]]:
         """The incomplete records every pass that lacks them has read past: such a pass will not deliver them
         (its route leaves them out, e.g. COQL and a converted lead, or they moved), so waiting for the end of
-        the window would only hold them in memory."""
-        marks = [reader.last_seen if not reader.done else None for reader in self.passes]
+        the window would only hold them in memory. A pass counts as past a record only by the pages the join
+        has taken in (``_reached``): judged by its live state, a page still in flight would deliver the record
+        after it was completed and emitted, and the record would come twice."""
         found: dict[str, dict[int, Record]] = {}
         for rid, parts in pending.items():
             if len(parts) == len(self.passes):
@@ -471,9 +481,14 @@ class WindowReader:
             if when is None:
                 continue
             missing = (i for i in range(len(self.passes)) if i not in parts)
-            if all(self.passes[i].done or (marks[i] is not None and marks[i] > when) for i in missing):
+            if all(self._past(i, when) for i in missing):
                 found[rid] = parts
         return found
+
+    def _past(self, index: int, when: datetime) -> bool:
+        """Whether pass ``index`` has delivered everything it will before ``when`` and a record after it."""
+        last_seen, done = self._reached[index]
+        return done or (last_seen is not None and last_seen > when)
 
     def _leftovers(self, pending: dict[str, dict[int, Record]]) -> Iterator[list[Record]]:
         while pending:  # seen by some passes only: modified while the passes ran
