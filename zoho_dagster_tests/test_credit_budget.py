@@ -22,6 +22,7 @@ from zoho_dagster.postgres.engine import make_engine
 from zoho_dagster.settings import load_settings
 from zoho_dagster.simulator.schema import MODULES_BY_NAME
 from zoho_dagster.streams import stream
+from zoho_dagster_tests.client.helpers import is_hidden_by_default
 from zoho_dagster_tests.operations_support import resources
 
 UTC = timezone.utc
@@ -72,8 +73,7 @@ def _expected_credits(simulator: Any) -> int:
         1
         for record in truth
         if start <= datetime.fromisoformat(record["Modified_Time"]).astimezone(UTC) < end
-        and record.get("$converted") is not True
-        and record.get("$approved") is not False
+        and not is_hidden_by_default(record)
     )
     spec = MODULES_BY_NAME["Leads"]
     fields = [f for f in spec.fields if f.api_name not in ("id", "Modified_Time") and not f.unused]

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from zoho_dagster.simulator import run_simulator
+from zoho_dagster_tests.client.helpers import is_awaiting_approval, is_converted
 from zoho_dagster_tests.postgres.sync_helpers import (
     anchor_days_ago,
     assert_rows_match_truth,
@@ -41,8 +42,8 @@ def org() -> Any:
 
 
 def _hidden(records: dict[str, dict[str, Any]]) -> tuple[set[str], set[str]]:
-    converted = {rid for rid, r in records.items() if r.get("$converted") is True}
-    awaiting = {rid for rid, r in records.items() if r.get("$approved") is False}
+    converted = {rid for rid, r in records.items() if is_converted(r)}
+    awaiting = {rid for rid, r in records.items() if is_awaiting_approval(r)}
     return converted, awaiting
 
 
@@ -120,7 +121,7 @@ def test_child_rows_of_hidden_parents_arrive(
     for stream, module in (("quotes", "Quotes"), ("deals", "Deals")):
         truth = org.control.truth(module)
         live, _ = truth_in(truth, since, until)
-        hidden = {rid for rid, r in live.items() if r.get("$approved") is False}
+        hidden = {rid for rid, r in live.items() if is_awaiting_approval(r)}
         assert hidden
         for field, rows in (truth.get("children") or {}).items():
             want = {(str(r["id"]), str(r["_parent_id"])) for r in rows if str(r["_parent_id"]) in live}

@@ -70,7 +70,22 @@ def field_names(fields_metadata: list[dict[str, Any]]) -> list[str]:
     ]
 
 
+def is_converted(record: dict[str, Any]) -> bool:
+    """Whether a truth record is converted: Zoho's ``$converted`` key (docs/zoho-crm-api.md §5)."""
+    return record.get("$converted") is True
+
+
+def is_awaiting_approval(record: dict[str, Any]) -> bool:
+    """Whether a truth record awaits approval: Zoho's ``$approved`` key is false (docs/zoho-crm-api.md §5)."""
+    return record.get("$approved") is False
+
+
+def is_hidden_by_default(record: dict[str, Any]) -> bool:
+    """Whether Zoho's list API leaves the record out unless asked (``converted``, ``approved``, §2.1)."""
+    return is_converted(record) or is_awaiting_approval(record)
+
+
 def shown_by_default(truth: dict[str, Any]) -> list[dict[str, Any]]:
     """The truth's records Zoho's list API shows without ``converted``/``approved`` (not converted, not
     awaiting approval): what the simulator's count API counts under its strict reading (ref. §10)."""
-    return [r for r in truth["data"] if r.get("$converted") is not True and r.get("$approved") is not False]
+    return [r for r in truth["data"] if not is_hidden_by_default(r)]

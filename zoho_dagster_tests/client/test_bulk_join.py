@@ -25,7 +25,14 @@ from zoho_dagster.client.records import WindowReader
 from zoho_dagster.client.token_cache import InMemoryTokenCache
 from zoho_dagster.client.visibility import CONVERTED
 from zoho_dagster.simulator import RunningSimulator, run_simulator
-from zoho_dagster_tests.client.helpers import WIDE_END, WIDE_START, utc
+from zoho_dagster_tests.client.helpers import (
+    WIDE_END,
+    WIDE_START,
+    is_awaiting_approval,
+    is_converted,
+    is_hidden_by_default,
+    utc,
+)
 
 RECORDS = 4_000
 THRESHOLD = 500
@@ -159,8 +166,8 @@ def test_leads_with_layout_and_rich_text_are_read_with_bulk_read_and_equal_the_r
     assert len(long) > len(truth) // 10
     assert all(got[rid][RICH] == truth[rid][RICH] for rid in long)
     # The hidden sets are in, with the records API's $ keys; the others carry those of a shown record.
-    converted = {rid for rid, record in truth.items() if record.get("$converted")}
-    awaiting = {rid for rid, record in truth.items() if record.get("$approved") is False}
+    converted = {rid for rid, record in truth.items() if is_converted(record)}
+    awaiting = {rid for rid, record in truth.items() if is_awaiting_approval(record)}
     assert len(converted) > len(truth) // 5 and awaiting
     for rid, record in got.items():
         assert record["$converted"] is (rid in converted) and record["$approved"] is (rid not in awaiting)
@@ -184,7 +191,7 @@ def test_a_third_converted_and_some_awaiting_approval_every_id_arrives(
         assert got.keys() == truth.keys() == expected.keys(), module
         _assert_same(expected, got)
         assert calls[BULK_CREATE] >= 1, module
-        hidden = [r for r in truth.values() if r.get("$converted") or r.get("$approved") is False]
+        hidden = [r for r in truth.values() if is_hidden_by_default(r)]
         assert len(hidden) > len(truth) // (3 if module == "Leads" else 20), module
 
 

@@ -32,7 +32,7 @@ from zoho_dagster.client.errors import ZohoAPIError
 from zoho_dagster.client.http import Need
 from zoho_dagster.simulator import RunningSimulator, run_simulator
 from zoho_dagster_tests.client.conftest import ClientFactory
-from zoho_dagster_tests.client.helpers import WIDE_END, WIDE_START, utc
+from zoho_dagster_tests.client.helpers import WIDE_END, WIDE_START, is_hidden_by_default, utc
 
 JOB_PAGE = 1_000
 """The job page size of ``paged_simulator`` (Zoho's is 200,000): three jobs read its Contacts."""
@@ -121,7 +121,7 @@ def _listed(
     return {
         rid: {key: record[key] for key in (*fields, "Modified_Time", "id") if key in record}
         for rid, record in records.items()
-        if record["$approved"] is True and record.get("$converted") is not True
+        if not is_hidden_by_default(record)
     }
 
 

@@ -12,7 +12,13 @@ import pytest
 
 from zoho_dagster.client import ClientConfig, Credentials, ZohoClient
 from zoho_dagster.client.policy import FAST_TEST_POLICY
-from zoho_dagster_tests.client.helpers import WIDE_END, WIDE_START, truth_window
+from zoho_dagster_tests.client.helpers import (
+    WIDE_END,
+    WIDE_START,
+    is_awaiting_approval,
+    is_converted,
+    truth_window,
+)
 
 RECORDS = 4000
 
@@ -74,8 +80,8 @@ def test_a_window_past_the_threshold_is_read_with_bulk_read(bulk_simulator: Any,
     # The first page per pass and at most one more before the cut; then the records a job may leave out,
     # read with the records API (client/bulk_join.py): each hidden set's pages per pass, plus a page per
     # pass for each slice it is split into (at most 10).
-    converted = sum(1 for record in truth["data"] if record.get("$converted"))
-    awaiting = sum(1 for record in truth["data"] if record.get("$approved") is False)
+    converted = sum(1 for record in truth["data"] if is_converted(record))
+    awaiting = sum(1 for record in truth["data"] if is_awaiting_approval(record))
     passes = 2
     hidden_pages = sum(max(1, -(-n // 200)) + 10 for n in (converted, awaiting))
     assert record_calls <= 2 * passes + passes * hidden_pages

@@ -16,6 +16,7 @@ from zoho_dagster.client import ChildReader, ZohoClient
 from zoho_dagster.client.children import PARENT_KEY, bounded_map, checked_ids
 from zoho_dagster.simulator.schema import CHILD_MODULES, CHILD_MODULES_BY_NAME, MODULES_BY_NAME
 from zoho_dagster_tests.client.conftest import ClientFactory
+from zoho_dagster_tests.client.helpers import is_awaiting_approval, is_hidden_by_default
 
 COQL_ENDPOINT = "POST /crm/v6/coql"
 
@@ -116,9 +117,7 @@ def test_rows_of_every_child_field_equal_the_truth(
     parents = [str(record["id"]) for record in truth["data"]]
     # Parents awaiting approval (or converted): the strict simulator's COQL leaves their rows out, so the
     # writer names them and their rows come from single-record reads (docs/zoho-crm-api.md §10).
-    hidden = [
-        str(r["id"]) for r in truth["data"] if r.get("$approved") is False or r.get("$converted") is True
-    ]
+    hidden = [str(r["id"]) for r in truth["data"] if is_hidden_by_default(r)]
     assert hidden
     with make_client() as client:
         children = reader(client, module)
@@ -180,7 +179,7 @@ def test_a_thousand_parents_cost_a_fraction_of_a_credit_each(
 
 def test_coql_is_retried_like_any_read(simulator: Any, make_client: ClientFactory) -> None:
     truth = simulator.control.truth("Quotes")
-    shown = [r for r in truth["data"] if r.get("$approved") is not False]  # COQL's parents (ref. §10)
+    shown = [r for r in truth["data"] if not is_awaiting_approval(r)]  # COQL's parents (ref. §10)
     parents = [str(record["id"]) for record in shown][:40]
     want = [row for row in truth["children"]["Quoted_Items"] if str(row["_parent_id"]) in set(parents)]
     with make_client() as client:
