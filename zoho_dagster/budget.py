@@ -150,6 +150,7 @@ def estimate_credits(
     bulk_threshold: int,
     already_spent: int = 0,
     coql_passes: bool = True,
+    whole_rich_text: bool = True,
 ) -> Estimate:
     """The credits a run of ``records`` records of ``module`` costs (module docstring), given its fields
     ``metadata`` (all of them: the listable ones decide the passes, the others the child tables)."""
@@ -172,7 +173,7 @@ def estimate_credits(
         parts["records"] = records_passes * max(1, math.ceil(records / PER_PAGE))
         parts["records"] += coql_passes_count * _coql_pass_credits(records)
     rich = rich_text_fields(listable, {str(f.get("api_name")) for f in listable})
-    if records and rich and (bulk is None or any(name in bulk[1] for name in rich)):
+    if records and rich and whole_rich_text and (bulk is None or any(name in bulk[1] for name in rich)):
         # At most one single-record read per record whose rich text the list API cut (client/full_text.py);
         # how many values pass 500 characters is not known before they are read: a quarter is assumed.
         parts["rich_text"] = math.ceil(records / 4)
@@ -234,7 +235,13 @@ def check_credit_budget(
         return None
     records = window_count(client, module, *window)
     estimate = estimate_credits(
-        module, records, metadata, settings.bulk_threshold, client.stats.credits, settings.coql_passes
+        module,
+        records,
+        metadata,
+        settings.bulk_threshold,
+        client.stats.credits,
+        settings.coql_passes,
+        settings.whole_rich_text,
     )
     engine = make_engine(_database_url(context, zoho_crm))
     spent = credit_ledger.spent_since(engine)

@@ -109,6 +109,11 @@ class ZohoCRMResource(dg.ConfigurableResource):
         description="Read the fields beyond a records API pass with COQL where their type allows "
         "(ZOHO_CRM_COQL_PASSES; default true).",
     )
+    whole_rich_text: bool | None = Field(
+        default=None,
+        description="Read rich text the list API cut at 500 characters again whole, one credit per such "
+        "record (ZOHO_CRM_WHOLE_RICH_TEXT; default true; false keeps the cut value).",
+    )
     max_retries: int = Field(default=6, ge=0, description="Retries of 429/5xx/resets/truncations per call.")
     backoff_base_seconds: float = Field(
         default=0.5, gt=0, description="First retry wait; doubles per retry, with jitter."
@@ -205,6 +210,7 @@ class ZohoCRMResource(dg.ConfigurableResource):
                 concurrency_share=self._concurrency_share,
                 bulk_threshold=settings.bulk_threshold,
                 coql_passes=settings.coql_passes,
+                whole_rich_text=settings.whole_rich_text,
                 policy=self.retry_policy(),
             )
         )

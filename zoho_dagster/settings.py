@@ -63,6 +63,7 @@ TUNING_VARIABLES: dict[str, str] = {
     "requests_per_second": "ZOHO_CRM_REQUESTS_PER_SECOND",
     "bulk_threshold": "ZOHO_CRM_BULK_THRESHOLD",
     "coql_passes": "ZOHO_CRM_COQL_PASSES",
+    "whole_rich_text": "ZOHO_CRM_WHOLE_RICH_TEXT",
 }
 DEFAULT_BULK_THRESHOLD = 100_000
 """Windows holding more records than this are read with Bulk Read (docs/design.md §3)."""
@@ -115,6 +116,7 @@ class ZohoSettings:
     requests_per_second: float | None = None
     bulk_threshold: int = DEFAULT_BULK_THRESHOLD
     coql_passes: bool = True
+    whole_rich_text: bool = True
     daily_credit_budget: int | None = None
     sources: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
@@ -422,6 +424,7 @@ def validate_settings(raw: RawSettings, today: date | None = None) -> ZohoSettin
         requests_per_second=_number(raw, "requests_per_second", float, 0.001, None),
         bulk_threshold=_number(raw, "bulk_threshold", int, 0, None, DEFAULT_BULK_THRESHOLD),
         coql_passes=_switch(raw, "coql_passes", True),
+        whole_rich_text=_switch(raw, "whole_rich_text", True),
         daily_credit_budget=_number(
             raw,
             "daily_credit_budget",

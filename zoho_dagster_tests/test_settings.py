@@ -21,6 +21,8 @@ def test_defaults_without_any_variable() -> None:
     assert settings.anchor_date == date(2025, 3, 15)  # one year before today (Sling's default)
     assert settings.database_url is None
     assert not settings.has_credentials
+    assert settings.whole_rich_text  # rich text whole unless turned off (docs/zoho-crm-api.md §4.1)
+    assert not load_settings({"ZOHO_CRM_WHOLE_RICH_TEXT": "false"}, today=TODAY).whole_rich_text
 
 
 def test_single_variables() -> None:
@@ -99,6 +101,7 @@ def test_refresh_token_grant_when_no_soid() -> None:
     [
         ({"ZOHO_CRM_REGION": "UK"}, "ZOHO_CRM_REGION"),
         ({"ZOHO_CRM_ANCHOR_DATE": "01/02/2024"}, "ZOHO_CRM_ANCHOR_DATE"),
+        ({"ZOHO_CRM_WHOLE_RICH_TEXT": "cut"}, "ZOHO_CRM_WHOLE_RICH_TEXT"),
         ({"ZOHO_CRM_ANCHOR_DATE": "2999-01-01"}, "ZOHO_CRM_ANCHOR_DATE"),
         ({"ZOHO_CRM_SOID": "12345678"}, "ZohoCRM.12345678"),
         ({"ZOHO_CRM_ACCOUNTS_URL": "accounts.zoho.eu"}, "ZOHO_CRM_ACCOUNTS_URL"),

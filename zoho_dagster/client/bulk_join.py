@@ -58,7 +58,7 @@ from zoho_dagster.client.bulk import BulkReader
 from zoho_dagster.client.coql import COQL_COLUMNS, COQL_NEXT_PAGE
 from zoho_dagster.client.coql_pass import CoqlPassReader, CoqlSwitch
 from zoho_dagster.client.errors import ZohoAPIError
-from zoho_dagster.client.full_text import LIST_TEXT_LIMIT, FullText, rich_text_fields
+from zoho_dagster.client.full_text import LIST_TEXT_LIMIT, FullText
 from zoho_dagster.client.http import Need, ZohoHttp
 from zoho_dagster.client.records import (
     CURSOR_FIELD,
@@ -152,6 +152,7 @@ class BulkJoin:
         need: Need,
         *,
         fields_metadata: Sequence[Mapping[str, Any]],
+        full_text_fields: Sequence[str],
         bulk_fields: Sequence[str],
         coql_fields: Collection[str] = (),
         coql_switch: CoqlSwitch | None = None,
@@ -170,7 +171,7 @@ class BulkJoin:
         self.coql_switch = coql_switch or CoqlSwitch()
         self.sliced: SlicedRead = sliced or (lambda window: window)
         self.defaults = shown_system_keys(fields_metadata)
-        self.full_text_fields = rich_text_fields(fields_metadata, wanted)
+        self.full_text_fields = [name for name in full_text_fields if name in wanted]
         self.full_text = FullText(http, module, self.full_text_fields, need)
         """Rich text a list answer (an ``ids=`` completion) cut, read again whole (client/full_text.py); and a
         CSV value exactly as long as the list's cut, in case Zoho's CSV cuts it too (UNCONFIRMED, §4.1)."""

@@ -6,7 +6,7 @@ Every method adds its calls and credits to ``client.stats``.
 """
 
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -26,7 +26,7 @@ from zoho_dagster.client.bulk_join import BulkJoin
 from zoho_dagster.client.coql import same_shape_fields
 from zoho_dagster.client.coql_pass import CoqlSwitch
 from zoho_dagster.client.errors import ZohoAPIError, ZohoPermissionError
-from zoho_dagster.client.full_text import rich_text_fields
+from zoho_dagster.client.full_text import LIST_TEXT_LIMIT, rich_text_fields
 from zoho_dagster.client.http import Answer, Need, ZohoHttp
 from zoho_dagster.client.limiter import (
     DEFAULT_CONCURRENCY,
@@ -135,6 +135,10 @@ class ClientConfig:
     ``bulk_threshold``: a window found to hold more records than this is read with Bulk Read; 0 never.
     ``coql_passes``: fields beyond the records API passes' 50 slots are read with COQL when their type allows
     (:mod:`zoho_dagster.client.coql_pass`); ``False`` reads every pass with the records API.
+    ``whole_rich_text``: a rich-text value the list API cut at 500 characters is read again whole, one
+    single-record read each (:mod:`zoho_dagster.client.full_text`); ``False`` keeps what the route gave (the
+    list's cut, or the CSV's whole value): fewer credits where long rich text is common, and a value of
+    exactly 500 characters may then be cut (docs/zoho-crm-api.md §4.1).
     """
 
     credentials: Credentials
@@ -145,6 +149,7 @@ class ClientConfig:
     concurrency_share: int = 1
     bulk_threshold: int = 0
     coql_passes: bool = True
+    whole_rich_text: bool = True
     policy: RetryPolicy = field(default_factory=RetryPolicy)
 
     def __post_init__(self) -> None:
@@ -316,7 +321,7 @@ class ZohoClient:
             need,
             parallelism=parallelism,
             coql_fields=coql_fields,
-            full_text_fields=rich_text_fields(field_metadata, fields),
+            full_text_fields=self.whole_text_fields(field_metadata, fields),
         )
         reader = SlicedReader(
             window,
@@ -327,6 +332,21 @@ class ZohoClient:
             self.last_window_slices = reader.slices_read
             yield page
         self.last_window_slices = reader.slices_read
+
+    def whole_text_fields(
+        self, field_metadata: Sequence[Mapping[str, Any]], wanted: Collection[str]
+    ) -> list[str]:
+        """The rich-text fields of ``wanted`` to read whole where a list cut them: none when
+        ``whole_rich_text`` is off (the read then says once that such values stay as listed)."""
+        rich = rich_text_fields(field_metadata, wanted)
+        if rich and not self.config.whole_rich_text:
+            log.info(
+                "%s kept as the route gives it (whole_rich_text off): a list answer cuts it at %d chars.",
+                ", ".join(rich),
+                LIST_TEXT_LIMIT,
+            )
+            return []
+        return rich
 
     def _bulk_for_rest(self, window: WindowReader) -> Iterator[list[Record]] | None:
         """Bulk Read for the rest of ``window`` when it holds more than ``bulk_threshold`` records, else None.
@@ -398,6 +418,7 @@ class ZohoClient:
                         end,
                         rest.need,
                         fields_metadata=metadata,
+                        full_text_fields=self.whole_text_fields(metadata, wanted),
                         bulk_fields=sorted(bulk_fields),
                         coql_fields=coql_fields,
                         coql_switch=switch,

@@ -27,7 +27,6 @@ import sqlalchemy as sa
 from zoho_dagster.assets import _child_rows, _Meter
 from zoho_dagster.client import ZohoClient, record_fields
 from zoho_dagster.client.client import module_scope
-from zoho_dagster.client.full_text import rich_text_fields
 from zoho_dagster.client.http import Need
 from zoho_dagster.client.records import MAX_IDS_PER_CALL, WindowReader
 from zoho_dagster.client.visibility import is_system_key
@@ -105,7 +104,7 @@ def apply_stream(
             if f.get("api_name") not in (None, "id") and not is_system_key(str(f["api_name"]))
         ]
         record_stream.pages = meter.wrap(
-            read_by_ids(client, module, names, batch.changed, rich_text_fields(metadata, names))
+            read_by_ids(client, module, names, batch.changed, client.whole_text_fields(metadata, names))
         )
         deletions: list[dict[str, Any]] = [
             {"id": record_id, "deleted_time": when.isoformat()} for record_id, when in batch.deleted.items()

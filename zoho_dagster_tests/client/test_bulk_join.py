@@ -71,7 +71,9 @@ def strict_again(simulator: RunningSimulator) -> Iterator[None]:
     simulator.control.set_visibility(converted_share=0.30, awaiting_approval_share=0.05)
 
 
-def _client(simulator: RunningSimulator, bulk_threshold: int, scopes: str | None = None) -> ZohoClient:
+def _client(
+    simulator: RunningSimulator, bulk_threshold: int, scopes: str | None = None, whole_rich_text: bool = True
+) -> ZohoClient:
     """A client of the primary org; with ``scopes``, of a Self Client given only those."""
     org = simulator.primary
     if scopes:
@@ -91,6 +93,7 @@ def _client(simulator: RunningSimulator, bulk_threshold: int, scopes: str | None
             api_domain=org["api_domain"],
             max_concurrency=6,
             bulk_threshold=bulk_threshold,
+            whole_rich_text=whole_rich_text,
             policy=FAST_TEST_POLICY,
         )
     )
@@ -173,6 +176,33 @@ def test_leads_with_layout_and_rich_text_are_read_with_bulk_read_and_equal_the_r
         assert record["$converted"] is (rid in converted) and record["$approved"] is (rid not in awaiting)
 
 
+def test_rich_text_kept_as_listed_costs_no_single_record_reads(simulator: RunningSimulator) -> None:
+    """``whole_rich_text=False`` (ZOHO_CRM_WHOLE_RICH_TEXT=false): the hidden leads' rich text stays as the
+    list API cut it, the CSV's stays whole, and no record is read one at a time: the credits of the
+    all-exportable case plus the hidden sets' pages (docs/zoho-crm-api.md §4.1)."""
+    client = _client(simulator, THRESHOLD, whole_rich_text=False)
+    metadata = client.list_fields("Leads")
+    fields, columns = _columns(metadata)
+    simulator.control.reset_stats()
+    got = _read(client, "Leads", metadata, columns, fields)
+    calls = simulator.control.stats()["by_endpoint"]
+    truth = _truth_ids(simulator, "Leads")
+    assert got.keys() == truth.keys() and calls[BULK_CREATE] >= 1
+    single = [e for e in calls if e.startswith("GET /crm/v6/Leads/") and "/actions/" not in e]
+    assert not single, f"single-record reads: {single}"
+    hidden = {rid for rid, record in truth.items() if is_hidden_by_default(record)}
+    cut = [rid for rid in hidden if len(truth[rid].get(RICH) or "") > LIST_CUT]
+    assert cut, "no hidden lead with rich text past the list's cut"
+    # The window's first pages come from the records API (cut), the rest of the shown leads from the CSV.
+    whole_from_csv = 0
+    for rid, record in truth.items():
+        whole = record.get(RICH) or ""
+        value = got[rid][RICH] or ""
+        assert value == (whole[:LIST_CUT] if rid in hidden else value) and whole.startswith(value), rid
+        whole_from_csv += len(whole) > LIST_CUT and value == whole
+    assert whole_from_csv > len(cut)
+
+
 @pytest.mark.parametrize("reading", [*READINGS, "permissive everywhere"])
 def test_a_third_converted_and_some_awaiting_approval_every_id_arrives(
     simulator: RunningSimulator, reading: str
@@ -238,6 +268,7 @@ def test_a_layout_id_the_layouts_list_lacks_is_completed_by_ids(simulator: Runni
         WIDE_END,
         Need(module_scope("Contacts"), "Contacts"),
         fields_metadata=metadata,
+        full_text_fields=client.whole_text_fields(metadata, fields),
         bulk_fields=[name for name in fields if name != "Modified_Time"],
         bulk_options={"layouts_metadata": standard_only, "poll_first": 0.2, "poll_max": 0.4},
     )
@@ -278,6 +309,7 @@ def test_records_converted_after_the_jobs_snapshot_come_once_from_the_hidden_set
         WIDE_END,
         Need(module_scope("Leads"), "Leads"),
         fields_metadata=metadata,
+        full_text_fields=client.whole_text_fields(metadata, fields),
         bulk_fields=[name for name in fields if name not in ("Modified_Time", RICH)],
         sliced=sliced,
         bulk_options={"poll_first": 0.2, "poll_max": 0.4},
