@@ -29,17 +29,16 @@ a killed ``dagster asset materialize``, whose run has no code server either. Lin
 
 import contextlib
 import os
-import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import dagster as dg
 import pytest
@@ -47,9 +46,16 @@ import requests
 import sqlalchemy as sa
 
 from zoho_dagster.postgres.engine import sqlalchemy_url
+from zoho_dagster_tests.daemon_support import (
+    PROJECT,
+    deployment_env,
+    opened_instance,
+    stop_group,
+    wait_for,
+    write_instance_yaml,
+)
 from zoho_dagster_tests.operations_support import earliest_modified
 
-PROJECT = Path(__file__).resolve().parent.parent
 POOL = "zoho_crm_api"
 STARTUP_SECONDS = 180  # dagster dev on a loaded 2-core machine: webserver, daemon and code server
 RUN_SECONDS = 300  # a whole run, queue to SUCCESS, without faults
@@ -73,8 +79,6 @@ mutation Launch($params: ExecutionParams!) {
 DAEMONS = """
 query { instance { daemonHealth { allDaemonStatuses { daemonType required healthy } } } }
 """
-
-T = TypeVar("T")
 
 
 @dataclass
@@ -102,23 +106,8 @@ def deployment(simulator: Any, database_url: str, anchor: date, tmp_path: Path) 
     """``dagster dev -w workspace.yaml`` on the project's dagster.yaml, stopped (process group) afterwards."""
     home = tmp_path / "dagster_home"
     home.mkdir()
-    shutil.copyfile(PROJECT / "dagster.yaml", home / "dagster.yaml")
-    org = simulator.primary
-    # Nothing of the caller's Zoho or Dagster settings (DAGSTER_MODULE_NAME would clash with -w).
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("ZOHO_", "DAGSTER_"))}
-    env.update(
-        {
-            "DAGSTER_HOME": str(home),
-            "ZOHO_DAGSTER_DATABASE_URL": database_url,
-            "ZOHO_DAGSTER_DAGSTER_STORAGE_URL": sqlalchemy_url(database_url),
-            "ZOHO_CRM_CLIENT_ID": org["client_id"],
-            "ZOHO_CRM_CLIENT_SECRET": org["client_secret"],
-            "ZOHO_CRM_SOID": org["soid"],
-            "ZOHO_CRM_ACCOUNTS_URL": org["accounts_url"],
-            "ZOHO_CRM_API_DOMAIN": org["api_domain"],
-            "ZOHO_CRM_ANCHOR_DATE": anchor.isoformat(),
-        }
-    )
+    write_instance_yaml(home, fast_monitoring=False)
+    env = deployment_env(simulator, database_url, home, anchor)
     port = _free_port()
     log_path = tmp_path / "dagster-dev.log"
     log = log_path.open("w")
@@ -140,34 +129,11 @@ def deployment(simulator: Any, database_url: str, anchor: date, tmp_path: Path) 
                 return requests.get(f"{url}/server_info", timeout=2).ok
             return False
 
-        _wait_for(answers, STARTUP_SECONDS, "dagster dev to answer")
+        wait_for(answers, STARTUP_SECONDS, "dagster dev to answer")
         yield Deployment(url, home)
     finally:
-        _stop_process_group(process)
+        stop_group(process)
         log.close()
-
-
-def _stop_process_group(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM to ``dagster dev``'s group, then SIGKILL to whatever of the group outlives a grace period.
-
-    Why the second step even when ``dagster dev`` itself exits: a code server whose run was cut short can stay
-    behind, orphaned but still in the group, once the test database it reports to has been dropped.
-    """
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        process.wait(timeout=30)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(process.pid, 0)  # anyone left in the group?
-        except ProcessLookupError:
-            break
-        time.sleep(0.5)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        process.wait(timeout=10)
 
 
 @pytest.fixture
@@ -175,22 +141,8 @@ def instance(
     deployment: Deployment, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[dg.DagsterInstance]:
     """The deployment's Dagster instance, opened in this process to read runs, events and pool slots."""
-    # The storage class reads (and exports) this variable; monkeypatch restores it afterwards.
-    monkeypatch.setenv("ZOHO_DAGSTER_DAGSTER_STORAGE_URL", sqlalchemy_url(database_url))
-    with dg.DagsterInstance.from_config(str(deployment.home)) as opened:
+    with opened_instance(deployment.home, database_url, monkeypatch) as opened:
         yield opened
-
-
-def _wait_for(probe: Callable[[], T], seconds: float, what: str, interval: float = 0.5) -> T:
-    """Poll ``probe`` until it returns something truthy; fail naming ``what`` and its last answer."""
-    deadline = time.monotonic() + seconds
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"waited {seconds:.0f} s for {what}; last answer: {value!r}", pytrace=False)
-        time.sleep(interval)
 
 
 def _graphql(url: str, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -233,7 +185,7 @@ def _status(instance: dg.DagsterInstance, run_id: str) -> dg.DagsterRunStatus:
 
 def _wait_for_end(instance: dg.DagsterInstance, run_id: str, seconds: float) -> dg.DagsterRunStatus:
     finished = {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}
-    return _wait_for(
+    return wait_for(
         lambda: (status := _status(instance, run_id)) in finished and status,
         seconds,
         f"run {run_id} to finish",
@@ -342,7 +294,7 @@ def test_a_run_killed_mid_write_frees_its_pool_slot_and_leaves_the_table_intact(
     try:
         simulator.control.set_faults(rate=1.0, kinds=["slow"], slow_ms=SLOW_MS)
         crashed = _launch_leads(deployment.url, anchor, today)
-        writer = _wait_for(
+        writer = wait_for(
             lambda: _writer_session(database_url), WRITE_START_SECONDS, "the run to open its staging table"
         )
         assert _status(instance, crashed) == dg.DagsterRunStatus.STARTED
@@ -367,7 +319,7 @@ def test_a_run_killed_mid_write_frees_its_pool_slot_and_leaves_the_table_intact(
         # Who noticed: the code server that started the run, when its process died (not run monitoring).
         engine = instance.all_logs(crashed, of_type=dg.DagsterEventType.ENGINE_EVENT)
         assert any("SIGKILL" in (entry.message or "") for entry in engine), [e.message for e in engine]
-        _wait_for(
+        wait_for(
             lambda: _slots_of(instance, crashed) == (0, 0) or None,
             remaining(),
             f"the FAILED run {crashed} to give back its {POOL} slot (run monitoring's "
@@ -377,7 +329,7 @@ def test_a_run_killed_mid_write_frees_its_pool_slot_and_leaves_the_table_intact(
         print(f"slot of the killed run freed {freed_after:.0f} s after the kill")
 
         # Postgres rolled the transaction back when the connection died: nothing of it is left.
-        _wait_for(
+        wait_for(
             lambda: not _rows(database_url, "SELECT 1 FROM pg_stat_activity WHERE pid = :pid", pid=writer),
             SESSION_GONE_SECONDS,
             f"the killed run's Postgres session {writer} to end",

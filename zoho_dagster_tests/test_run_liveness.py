@@ -27,25 +27,31 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import dagster as dg
 import psycopg2
 import pytest
 import sqlalchemy as sa
-import yaml
 from dagster._core.launcher import WorkerStatus
 
 from zoho_dagster.postgres.engine import libpq_url, sqlalchemy_url
 from zoho_dagster.postgres.run_launcher import ZohoRunLauncher
 from zoho_dagster.postgres.run_liveness import LIVENESS_TAG, RunSessions, is_held, lock_key
+from zoho_dagster_tests.daemon_support import (
+    PROJECT,
+    Deployment,
+    deployment_env,
+    opened_instance,
+    running_daemon,
+    wait_for,
+    write_instance_yaml,
+)
 from zoho_dagster_tests.operations_support import earliest_modified
 
-PROJECT = Path(__file__).resolve().parent.parent
 POOL = "zoho_crm_api"
 DAEMON_START_SECONDS = 120
 WRITE_START_SECONDS = 120  # the command's start to its open write transaction, every answer 0.5 s late
@@ -53,49 +59,6 @@ RECOVERY_SECONDS = 180  # the kill to FAILURE and a free slot: what the deployme
 RUN_SECONDS = 180  # a run of the command, from its start to its exit
 SLOW_MS = 500
 WARM_UP_DAYS = 30
-
-T = TypeVar("T")
-
-
-@dataclass
-class Deployment:
-    """The daemon's ``DAGSTER_HOME`` and the environment every ``dagster`` command of the test runs with."""
-
-    home: Path
-    env: dict[str, str]
-    logs: Path
-
-
-def _wait_for(probe: Callable[[], T], seconds: float, what: str, interval: float = 0.2) -> T:
-    """Poll ``probe`` until it returns something truthy; fail naming ``what`` and its last answer."""
-    deadline = time.monotonic() + seconds
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"waited {seconds:.0f} s for {what}; last answer: {value!r}", pytrace=False)
-        time.sleep(interval)
-
-
-def _write_instance_yaml(home: Path) -> None:
-    """The project's dagster.yaml, with run monitoring and slot freeing fast enough for a test."""
-    config = yaml.safe_load((PROJECT / "dagster.yaml").read_text())
-    config["run_monitoring"].update(poll_interval_seconds=1, free_slots_after_run_end_seconds=1)
-    config["run_launcher"].setdefault("config", {})["liveness_grace_seconds"] = 1
-    (home / "dagster.yaml").write_text(yaml.safe_dump(config))
-
-
-def _stop_group(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM to the process group, SIGKILL to whatever of it is left after a grace period."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        process.wait(timeout=30)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        process.wait(timeout=10)
 
 
 @pytest.fixture
@@ -109,37 +72,10 @@ def deployment(simulator: Any, database_url: str, anchor: date, tmp_path: Path) 
     """``dagster-daemon run -w workspace.yaml`` on the project's dagster.yaml, stopped afterwards."""
     home = tmp_path / "dagster_home"
     home.mkdir()
-    _write_instance_yaml(home)
-    org = simulator.primary
-    # Nothing of the caller's Zoho or Dagster settings (DAGSTER_MODULE_NAME would clash with -w).
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("ZOHO_", "DAGSTER_"))}
-    env.update(
-        {
-            "DAGSTER_HOME": str(home),
-            "ZOHO_DAGSTER_DATABASE_URL": database_url,
-            "ZOHO_DAGSTER_DAGSTER_STORAGE_URL": sqlalchemy_url(database_url),
-            "ZOHO_CRM_CLIENT_ID": org["client_id"],
-            "ZOHO_CRM_CLIENT_SECRET": org["client_secret"],
-            "ZOHO_CRM_SOID": org["soid"],
-            "ZOHO_CRM_ACCOUNTS_URL": org["accounts_url"],
-            "ZOHO_CRM_API_DOMAIN": org["api_domain"],
-            "ZOHO_CRM_ANCHOR_DATE": anchor.isoformat(),
-        }
-    )
-    log = (tmp_path / "dagster-daemon.log").open("w")
-    daemon = subprocess.Popen(
-        [str(Path(sys.executable).parent / "dagster-daemon"), "run", "-w", "workspace.yaml"],
-        cwd=PROJECT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        yield Deployment(home, env, tmp_path)
-    finally:
-        _stop_group(daemon)
-        log.close()
+    write_instance_yaml(home)
+    running = Deployment(home, deployment_env(simulator, database_url, home, anchor), tmp_path)
+    with running_daemon(running):
+        yield running
 
 
 @pytest.fixture
@@ -147,8 +83,7 @@ def instance(
     deployment: Deployment, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[dg.DagsterInstance]:
     """The deployment's Dagster instance, opened in this process to read runs, events and pool slots."""
-    monkeypatch.setenv("ZOHO_DAGSTER_DAGSTER_STORAGE_URL", sqlalchemy_url(database_url))
-    with dg.DagsterInstance.from_config(str(deployment.home)) as opened:
+    with opened_instance(deployment.home, database_url, monkeypatch) as opened:
         yield opened
 
 
@@ -260,10 +195,10 @@ def test_a_killed_materialize_command_is_failed_by_the_daemon_and_frees_its_slot
     simulator.control.update("Leads", edited, {"Last_Name": "Edited before the crash"})
     before = _table_snapshot(database_url)
 
-    _wait_for(
+    wait_for(
         lambda: "MONITORING" in instance.get_daemon_heartbeats(),
         DAEMON_START_SECONDS,
-        f"the daemon's run monitoring to beat (log: {deployment.logs / 'dagster-daemon.log'})",
+        f"the daemon's run monitoring to beat (log: {deployment.daemon_log})",
     )
 
     known = _run_ids(instance)
@@ -289,7 +224,7 @@ def test_a_killed_materialize_command_is_failed_by_the_daemon_and_frees_its_slot
             ready = run and run.status == dg.DagsterRunStatus.STARTED and writer
             return (run, writer) if ready and run and writer else None
 
-        run, writer = _wait_for(
+        run, writer = wait_for(
             writing, WRITE_START_SECONDS, "the command's run to open its write transaction"
         )
         assert _slots_of(instance, run.run_id)[0] == 1  # the step holds its slot while it writes
@@ -311,11 +246,11 @@ def test_a_killed_materialize_command_is_failed_by_the_daemon_and_frees_its_slot
         current = instance.get_run_by_id(run.run_id)
         return current is not None and current.status == dg.DagsterRunStatus.FAILURE
 
-    _wait_for(failed, remaining(), f"run {run.run_id} to be FAILURE")
+    wait_for(failed, remaining(), f"run {run.run_id} to be FAILURE")
     failed_after = time.monotonic() - killed_at
     # Who noticed: the daemon's run monitoring, through the run launcher's liveness check.
     assert any("the run's process is gone" in message for message in _failures(instance, run.run_id))
-    _wait_for(
+    wait_for(
         lambda: _slots_of(instance, run.run_id) == (0, 0) or None,
         remaining(),
         f"the FAILED run {run.run_id} to give back its {POOL} slot",
@@ -345,7 +280,7 @@ def test_a_killed_materialize_command_is_failed_by_the_daemon_and_frees_its_slot
 @pytest.fixture
 def local_instance(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """An instance on the project's dagster.yaml and the test database, no daemon."""
-    _write_instance_yaml(tmp_path)
+    write_instance_yaml(tmp_path)
     monkeypatch.setenv("ZOHO_DAGSTER_DAGSTER_STORAGE_URL", sqlalchemy_url(database_url))
     with dg.DagsterInstance.from_config(str(tmp_path)) as opened:
         yield opened
@@ -415,7 +350,7 @@ def test_a_broken_session_is_replaced_and_the_lock_taken_again(database_url: str
             admin.autocommit = True
             with admin.cursor() as cursor:
                 cursor.execute("SELECT pg_terminate_backend(%s)", (first,))
-        again = _wait_for(
+        again = wait_for(
             lambda: [pid for (pid,) in _rows(database_url, holders, c=namespace, k=key) if pid != first],
             30,
             "the lock to be taken again on a new session",
