@@ -72,7 +72,7 @@ MODULE_FIELDS: list[dict] = [
 ]
 
 
-class _Meter:
+class StreamMeter:
     """Copies the client's running call counts into the stream's stats as pages are consumed.
 
     The client may be shared by several runs in one process, so the stream reports the difference since the
@@ -95,7 +95,9 @@ class _Meter:
         self.update()
 
 
-def _child_rows(client: ZohoClient, module: str, metadata: list[dict], meter: _Meter) -> ChildRows | None:
+def child_rows_of(
+    client: ZohoClient, module: str, metadata: list[dict], meter: StreamMeter
+) -> ChildRows | None:
     """The child tables of ``module`` (subforms, lookup links, Deals' stage history) and how to read them.
 
     Costs one ``/settings/fields`` call per subform module here; the rows are read by the IO manager for the
@@ -127,7 +129,7 @@ def _record_stream(
 ) -> RecordStream:
     client = zoho_crm.get_client(announce=context.log.info)
     stream = RecordStream(stream=spec.name, module=spec.module, mode=spec.mode, fields=[], pages=[])
-    meter = _Meter(client.stats, stream.stats)
+    meter = StreamMeter(client.stats, stream.stats)
     if spec.incremental:
         assert spec.module is not None
         start, end = utc_window(context.partition_time_window)
@@ -148,7 +150,7 @@ def _record_stream(
         stream.pages = meter.wrap(client.iter_records(spec.module, start, end, names, fields))
         module = spec.module
         stream.deletions = lambda: meter.wrap(client.iter_deleted(module, since=start))
-        stream.children = _child_rows(client, module, metadata, meter)
+        stream.children = child_rows_of(client, module, metadata, meter)
     elif spec.name == "users":
         stream.fields = USER_FIELDS
         stream.pages = meter.wrap(client.iter_users())

@@ -24,7 +24,7 @@ import sqlalchemy as sa
 
 # The assets' own way to read a stream's child tables and meter its calls: the notification sync writes the
 # same tables the same way.
-from zoho_dagster.assets import _child_rows, _Meter
+from zoho_dagster.assets import StreamMeter, child_rows_of
 from zoho_dagster.client import ZohoClient, record_fields
 from zoho_dagster.client.client import module_scope
 from zoho_dagster.client.http import Need
@@ -89,7 +89,7 @@ def apply_stream(
     result.notifications, result.ids_notified = len(batch.rows), batch.received
     result.changed_ids, result.deleted_ids = len(batch.changed), len(batch.deleted)
     record_stream = RecordStream(stream=spec.name, module=module, mode="incremental", fields=[], pages=[])
-    meter = _Meter(client.stats, record_stream.stats)
+    meter = StreamMeter(client.stats, record_stream.stats)
 
     def spent() -> int:
         meter.update()
@@ -110,7 +110,7 @@ def apply_stream(
             {"id": record_id, "deleted_time": when.isoformat()} for record_id, when in batch.deleted.items()
         ]
         record_stream.deletions = lambda: iter([deletions] if deletions else [])
-        record_stream.children = _child_rows(client, module, metadata, meter)
+        record_stream.children = child_rows_of(client, module, metadata, meter)
 
         def consume(conn: sa.Connection) -> None:
             result.consumed = store.mark_consumed(conn, batch.rows, run_id)
