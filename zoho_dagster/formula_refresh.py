@@ -26,13 +26,11 @@ from pydantic import Field
 from zoho_dagster.client import listable_fields
 from zoho_dagster.environment import automation_enabled
 from zoho_dagster.failures import zoho_errors_as_failures
-from zoho_dagster.postgres.database import resolve_database_url
-from zoho_dagster.postgres.engine import make_engine
 from zoho_dagster.postgres.formula_update import refreshed_fields, update_formula_columns
-from zoho_dagster.postgres.io_manager import PostgresIOManager
 from zoho_dagster.replication import ReplicatedStream, replicated
 from zoho_dagster.resource import IO_MANAGER_KEY, POOL, RESOURCE_KEY, ZohoCRMResource
-from zoho_dagster.streams import StreamSpec, unknown_streams_sentence
+from zoho_dagster.stream_ops import chosen_streams, observe_stream, tables_engine
+from zoho_dagster.streams import StreamSpec
 from zoho_dagster.translator import DagsterZohoTranslator
 
 JOB_NAME = "zoho_crm_formula_refresh"
@@ -75,12 +73,10 @@ def build_formula_refresh(
     )
     def refresh_formula_fields(context: dg.OpExecutionContext, config: FormulaRefreshConfig) -> None:
         """Per stream: read its formula/rollup/auto-number fields, update their columns (module docstring)."""
-        chosen = _chosen(streams, config.streams)
+        chosen = chosen_streams(streams, config.streams, "the formula refresh's config")
         zoho_crm: ZohoCRMResource = getattr(context.resources, RESOURCE_KEY)
-        io_manager: PostgresIOManager = getattr(context.resources, IO_MANAGER_KEY)
         client = zoho_crm.get_client(announce=context.log.info)
-        database_url = resolve_database_url(io_manager.database_url, context.log.info)
-        engine = make_engine(database_url)
+        engine = tables_engine(getattr(context.resources, IO_MANAGER_KEY), context.log.info)
         totals = {"rows_updated": 0, "records_received": 0, "api_calls": 0, "api_credits": 0}
         for stream in chosen:
             module = str(stream.spec.module)
@@ -106,14 +102,7 @@ def build_formula_refresh(
                 f"{metadata['records_received']} records ({', '.join(fields) or 'no formula fields'}), "
                 f"{metadata['api_calls']} calls, {metadata['api_credits']} credits"
             )
-            context.log_event(
-                dg.AssetObservation(
-                    asset_key=keys[stream.spec.name],
-                    metadata={"zoho_dagster/formula_refresh": True, **metadata},
-                )
-            )
-            for name in totals:
-                totals[name] += int(metadata[name])
+            observe_stream(context, keys[stream.spec.name], "zoho_dagster/formula_refresh", metadata, totals)
         context.add_output_metadata(totals)
 
     # The package's own job runs in the run's process (builder.py says why); a project merging these
@@ -141,13 +130,3 @@ def build_formula_refresh(
     return zoho_crm_formula_refresh, schedule
 
 
-def _chosen(streams: list[ReplicatedStream], names: Sequence[str]) -> list[ReplicatedStream]:
-    """``streams`` restricted to ``names`` (all when empty); an unknown name fails in one sentence."""
-    known = [stream.spec.name for stream in streams]
-    unknown = [name for name in names if name not in known]
-    if unknown:
-        raise dg.Failure(
-            description=unknown_streams_sentence(unknown, known, "the formula refresh's config"),
-            allow_retries=False,
-        )
-    return [stream for stream in streams if not names or stream.spec.name in names]

@@ -21,7 +21,6 @@ receiver outage). All three start STOPPED, like the package's other automation, 
 
 from collections.abc import Sequence
 from datetime import datetime, timezone
-from typing import Any
 
 import dagster as dg
 from pydantic import Field
@@ -33,12 +32,10 @@ from zoho_dagster.notifications import store, watch
 from zoho_dagster.notifications.apply import apply_stream
 from zoho_dagster.notifications.channels import UNWATCHABLE, sync_channels
 from zoho_dagster.notifications.config import NotificationConfigError, load_settings
-from zoho_dagster.postgres.database import resolve_database_url
-from zoho_dagster.postgres.engine import make_engine
-from zoho_dagster.postgres.io_manager import PostgresIOManager
 from zoho_dagster.replication import ReplicatedStream, replicated
 from zoho_dagster.resource import IO_MANAGER_KEY, POOL, RESOURCE_KEY, ZohoCRMResource
-from zoho_dagster.streams import StreamSpec, unknown_streams_sentence
+from zoho_dagster.stream_ops import chosen_streams, observe_stream, tables_engine
+from zoho_dagster.streams import StreamSpec
 from zoho_dagster.translator import DagsterZohoTranslator
 
 JOB_NAME = "zoho_crm_notification_job"
@@ -69,10 +66,6 @@ def watched(specs: Sequence[StreamSpec | ReplicatedStream]) -> list[ReplicatedSt
     """The streams of ``specs`` whose module Zoho notifies about: incremental record streams, not Notes."""
     streams = [replicated(spec) for spec in specs]
     return [s for s in streams if s.spec.incremental and s.spec.module and s.spec.module not in UNWATCHABLE]
-
-
-def _engine(io_manager: PostgresIOManager, announce: Any = None) -> Any:
-    return make_engine(resolve_database_url(io_manager.database_url, announce))
 
 
 def notification_run_requests(
@@ -122,9 +115,9 @@ def build_notifications(
     )
     def apply_notifications(context: dg.OpExecutionContext, config: NotificationRunConfig) -> None:
         """Apply each stream's pending notifications, one transaction per stream (notifications/apply.py)."""
-        chosen = _chosen(streams, config.streams)
+        chosen = chosen_streams(streams, config.streams, "the notification run's config")
         zoho_crm: ZohoCRMResource = getattr(context.resources, RESOURCE_KEY)
-        engine = _engine(getattr(context.resources, IO_MANAGER_KEY), context.log.info)
+        engine = tables_engine(getattr(context.resources, IO_MANAGER_KEY), context.log.info)
         client = zoho_crm.get_client(announce=context.log.info)
         totals = {"notifications": 0, "records_received": 0, "deletions_marked": 0, "api_credits": 0}
         for stream in chosen:
@@ -139,14 +132,7 @@ def build_notifications(
                 f"{applied.inserted} inserted, {applied.updated} updated, {applied.deletions_marked} "
                 f"deletions marked, {applied.api_calls} calls"
             )
-            context.log_event(
-                dg.AssetObservation(
-                    asset_key=keys[stream.spec.name],
-                    metadata={"zoho_dagster/notifications": True, **metadata},
-                )
-            )
-            for name in totals:
-                totals[name] += int(metadata[name])
+            observe_stream(context, keys[stream.spec.name], "zoho_dagster/notifications", metadata, totals)
         context.add_output_metadata(totals)
 
     @dg.job(
@@ -170,7 +156,7 @@ def build_notifications(
         except NotificationConfigError as error:
             raise dg.Failure(description=str(error), allow_retries=False) from None
         zoho_crm: ZohoCRMResource = getattr(context.resources, RESOURCE_KEY)
-        engine = _engine(getattr(context.resources, IO_MANAGER_KEY), context.log.info)
+        engine = tables_engine(getattr(context.resources, IO_MANAGER_KEY), context.log.info)
         with zoho_errors_as_failures("Keeping the notification channels"):
             client = watch.with_notifications_scope(zoho_crm.get_client(announce=context.log.info))
             report = sync_channels(
@@ -216,7 +202,7 @@ def build_notifications(
         description="Turns the pending Zoho change notifications into runs that apply them (no Zoho call).",
     )
     def zoho_crm_notification_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
-        pending = store.pending(_engine(getattr(context.resources, IO_MANAGER_KEY)))
+        pending = store.pending(tables_engine(getattr(context.resources, IO_MANAGER_KEY)))
         requests = notification_run_requests(pending, streams, _in_flight(context.instance))
         if not requests:
             reason = "no pending notifications" if not pending else "their runs are in flight"
@@ -230,13 +216,3 @@ def build_notifications(
     )
 
 
-def _chosen(streams: list[ReplicatedStream], names: Sequence[str]) -> list[ReplicatedStream]:
-    """``streams`` restricted to ``names`` (all when empty); an unknown name fails in one sentence."""
-    known = [stream.spec.name for stream in streams]
-    unknown = [name for name in names if name not in known]
-    if unknown:
-        raise dg.Failure(
-            description=unknown_streams_sentence(unknown, known, "the notification run's config"),
-            allow_retries=False,
-        )
-    return [stream for stream in streams if not names or stream.spec.name in names]
