@@ -25,6 +25,7 @@ import yaml
 
 from zoho_dagster.environment import STORAGE_URL_VARIABLE
 from zoho_dagster.postgres.engine import sqlalchemy_url
+from zoho_dagster_tests.postgres.sync_helpers import simulator_variables
 
 PROJECT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -89,11 +90,7 @@ def deployment_env(
             "DAGSTER_HOME": str(home),
             "ZOHO_DAGSTER_DATABASE_URL": database_url,
             STORAGE_URL_VARIABLE: sqlalchemy_url(database_url),
-            "ZOHO_CRM_CLIENT_ID": org["client_id"],
-            "ZOHO_CRM_CLIENT_SECRET": org["client_secret"],
-            "ZOHO_CRM_SOID": org["soid"],
-            "ZOHO_CRM_ACCOUNTS_URL": org["accounts_url"],
-            "ZOHO_CRM_API_DOMAIN": org["api_domain"],
+            **simulator_variables(org),
             "ZOHO_CRM_ANCHOR_DATE": anchor.isoformat(),
             **(extra or {}),
         }

@@ -24,7 +24,7 @@ from dagster.components.testing import DefsFolderSandbox, create_defs_folder_san
 from zoho_dagster.component import ZohoCRMComponent
 from zoho_dagster.discovery import snake_case
 from zoho_dagster.simulator.schema import MODULES
-from zoho_dagster_tests.postgres.sync_helpers import midnight, table, today, truth_in
+from zoho_dagster_tests.postgres.sync_helpers import midnight, simulator_variables, table, today, truth_in
 
 BIN = Path(sys.executable).parent
 PROJECT = "crm_project"
@@ -44,12 +44,7 @@ def _environment(simulator: Any, database_url: str, home: Path, project: Path) -
     org = simulator.primary
     env.update(
         {
-            "ZOHO_CRM_CLIENT_ID": org["client_id"],
-            "ZOHO_CRM_CLIENT_SECRET": org["client_secret"],
-            "ZOHO_CRM_SOID": org["soid"],
-            "ZOHO_CRM_REGION": org["region"],
-            "ZOHO_CRM_ACCOUNTS_URL": org["accounts_url"],
-            "ZOHO_CRM_API_DOMAIN": org["api_domain"],
+            **simulator_variables(org),
             "ZOHO_DAGSTER_DATABASE_URL": database_url,
             "DAGSTER_HOME": str(home),
             "DAGSTER_DG_UPDATE_CHECK_ENABLED": "0",  # no PyPI look-up for a newer create-dagster

@@ -8,18 +8,11 @@ import pytest
 from zoho_dagster.client import ZohoClient, ZohoConfigError
 from zoho_dagster.resource import ZohoCRMResource
 from zoho_dagster_tests.client.helpers import shown_by_default
+from zoho_dagster_tests.postgres.sync_helpers import simulator_variables
 
 
 def _environ(org: dict[str, Any], database_url: str) -> dict[str, str]:
-    return {
-        "ZOHO_CRM_CLIENT_ID": org["client_id"],
-        "ZOHO_CRM_CLIENT_SECRET": org["client_secret"],
-        "ZOHO_CRM_SOID": org["soid"],
-        "ZOHO_CRM_REGION": org["region"],
-        "ZOHO_CRM_ACCOUNTS_URL": org["accounts_url"],
-        "ZOHO_CRM_API_DOMAIN": org["api_domain"],
-        "ZOHO_DAGSTER_DATABASE_URL": database_url,
-    }
+    return {**simulator_variables(org), "ZOHO_DAGSTER_DATABASE_URL": database_url}
 
 
 def test_from_env_uses_envvar_for_each_set_variable() -> None:

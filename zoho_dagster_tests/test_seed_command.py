@@ -20,6 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from zoho_dagster.postgres.engine import sqlalchemy_url
+from zoho_dagster_tests.postgres.sync_helpers import simulator_variables
 
 SEED_COMMAND = "dagster asset materialize --select leads --partition {partition}"
 USAGE_ERROR = "Invalid set of CLI arguments"
@@ -46,11 +47,7 @@ def test_seed_command_materializes_one_leads_partition(
         {
             "DAGSTER_HOME": str(home),
             "ZOHO_DAGSTER_DATABASE_URL": database_url,
-            "ZOHO_CRM_CLIENT_ID": org["client_id"],
-            "ZOHO_CRM_CLIENT_SECRET": org["client_secret"],
-            "ZOHO_CRM_SOID": org["soid"],
-            "ZOHO_CRM_ACCOUNTS_URL": org["accounts_url"],
-            "ZOHO_CRM_API_DOMAIN": org["api_domain"],
+            **simulator_variables(org),
         }
     )
 

@@ -35,6 +35,7 @@ import requests
 
 from zoho_dagster.postgres.engine import sqlalchemy_url
 from zoho_dagster_tests.operations_support import scalar
+from zoho_dagster_tests.postgres.sync_helpers import simulator_variables
 
 CHROMIUM = Path(os.environ.get("ZOHO_DAGSTER_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
@@ -120,11 +121,7 @@ def dagster_dev(simulator: Any, database_url: str, tmp_path: Path) -> Iterator[s
             "DAGSTER_HOME": str(home),
             "ZOHO_DAGSTER_DATABASE_URL": database_url,
             "ZOHO_DAGSTER_DAGSTER_STORAGE_URL": sqlalchemy_url(database_url),
-            "ZOHO_CRM_CLIENT_ID": org["client_id"],
-            "ZOHO_CRM_CLIENT_SECRET": org["client_secret"],
-            "ZOHO_CRM_SOID": org["soid"],
-            "ZOHO_CRM_ACCOUNTS_URL": org["accounts_url"],
-            "ZOHO_CRM_API_DOMAIN": org["api_domain"],
+            **simulator_variables(org),
             "ZOHO_CRM_ANCHOR_DATE": anchor,
             "FRESHNESS_DAEMON_INTERVAL_SECONDS": str(FRESHNESS_DAEMON_SECONDS),
         }

@@ -26,17 +26,22 @@ FAST = 100.0
 """Requests per second in tests: the simulator is local, the default 5/s would only make the suite slow."""
 
 
+def simulator_variables(org: dict[str, Any]) -> dict[str, str]:
+    """The ``ZOHO_CRM_*`` variables that point the package at a simulated org (its Self Client, soid,
+    region and hosts), as a user would set them for Zoho."""
+    return {
+        "ZOHO_CRM_CLIENT_ID": str(org["client_id"]),
+        "ZOHO_CRM_CLIENT_SECRET": str(org["client_secret"]),
+        "ZOHO_CRM_SOID": str(org["soid"]),
+        "ZOHO_CRM_REGION": str(org["region"]),
+        "ZOHO_CRM_ACCOUNTS_URL": str(org["accounts_url"]),
+        "ZOHO_CRM_API_DOMAIN": str(org["api_domain"]),
+    }
+
+
 def use_simulator(monkeypatch: pytest.MonkeyPatch, simulator: Any, database_url: str) -> None:
-    primary = simulator.primary
-    for key, variable in (
-        ("client_id", "ZOHO_CRM_CLIENT_ID"),
-        ("client_secret", "ZOHO_CRM_CLIENT_SECRET"),
-        ("soid", "ZOHO_CRM_SOID"),
-        ("region", "ZOHO_CRM_REGION"),
-        ("accounts_url", "ZOHO_CRM_ACCOUNTS_URL"),
-        ("api_domain", "ZOHO_CRM_API_DOMAIN"),
-    ):
-        monkeypatch.setenv(variable, str(primary[key]))
+    for variable, value in simulator_variables(simulator.primary).items():
+        monkeypatch.setenv(variable, value)
     for variable in ("ZOHO_CRM_REFRESH_TOKEN", "ZOHO_CRM", "ZOHO_CRM_ANCHOR_DATE"):
         monkeypatch.delenv(variable, raising=False)
     monkeypatch.setenv("ZOHO_DAGSTER_DATABASE_URL", database_url)
