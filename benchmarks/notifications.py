@@ -109,6 +109,11 @@ def process(command: list[str], env: dict[str, str], log: Path) -> Iterator[subp
                 proc.wait()
 
 
+def _command(command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """A command of the project (the CLI, ``dagster``) run to its end from the project's directory."""
+    return subprocess.run(command, env=env, cwd=PROJECT, capture_output=True, text=True, timeout=300)
+
+
 def wait_for(what: str, check: Any, timeout: float, every: float = POLL) -> float:
     started = time.monotonic()
     while True:
@@ -404,31 +409,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             ),
         ):
             wait_for("receiver", lambda: _healthy(port), 60)
-            subscribe = subprocess.run(
-                [zoho_dagster, "notifications", "subscribe"],
-                env=env,
-                cwd=PROJECT,
-                capture_output=True,
-                text=True,
-                timeout=300,
-            )
+            subscribe = _command([zoho_dagster, "notifications", "subscribe"], env)
             assert subscribe.returncode == 0, subscribe.stderr
             results["subscribe"] = subscribe.stdout.strip()
-            started = subprocess.run(
-                [
-                    str(BIN / "dagster"),
-                    "sensor",
-                    "start",
-                    "-w",
-                    "workspace.yaml",
-                    "zoho_crm_notification_sensor",
-                ],
-                env=env,
-                cwd=PROJECT,
-                capture_output=True,
-                text=True,
-                timeout=300,
-            )
+            sensor_start = ["sensor", "start", "-w", "workspace.yaml", "zoho_crm_notification_sensor"]
+            started = _command([str(BIN / "dagster"), *sensor_start], env)
             assert started.returncode == 0, started.stdout + started.stderr
             probe = sim.control.create("Leads", {"Last_Name": "Probe"})
             results["daemon_first_row_s"] = round(
@@ -441,14 +426,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             results["polling_sensor"] = polling_cost()
             print("burst ...", file=sys.stderr)
             results["burst"] = burst(bench, args.burst)
-            again = subprocess.run(
-                [zoho_dagster, "notifications", "subscribe"],
-                env=env,
-                cwd=PROJECT,
-                capture_output=True,
-                text=True,
-                timeout=300,
-            )
+            again = _command([zoho_dagster, "notifications", "subscribe"], env)
             results["subscribe_again"] = again.stdout.strip()
     return results
 
